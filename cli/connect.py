@@ -1,0 +1,91 @@
+"""`hud connect`: bridge stdin/stdout to the control channel, or to one capability.
+
+This is what makes the transport exec-only: the host runs
+`docker exec -i run1 hud connect` (or `... --tunnel shell` as an ssh ProxyCommand) and
+speaks the protocol over the exec's pipes. No published port, works with
+`--network none`, and the same over `kubectl exec`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+
+import click
+
+from hud.cli.options import connection_options, fail, reports_errors
+from hud.client import open_socket
+
+_CHUNK = 1 << 16
+
+
+def _stdin_to_socket(sock: socket.socket) -> None:
+    try:
+        while True:
+            data = os.read(0, _CHUNK)
+            if not data:
+                break
+            sock.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
+    """Send tunnel.open; return the bytes that arrived after the reply line."""
+    params = {"capability": name}
+    if token:
+        params["token"] = token
+    frame = {"jsonrpc": "2.0", "id": 1, "method": "tunnel.open", "params": params}
+    sock.sendall(json.dumps(frame).encode() + b"\n")
+    buf = b""
+    while b"\n" not in buf:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            fail(f"the daemon closed the connection before answering tunnel.open {name!r}")
+        buf += chunk
+    line, _, rest = buf.partition(b"\n")
+    reply = json.loads(line)
+    if "error" in reply:
+        fail(reply["error"].get("message", "tunnel.open failed"))
+    return rest
+
+
+@click.command()
+@click.option("--tunnel", "tunnel_name", default=None, metavar="NAME",
+              help="Pipe raw bytes to capability NAME (e.g. shell) instead of the control channel.")
+@connection_options
+@reports_errors
+def connect(tunnel_name: str | None, socket_path: str | None, url: str | None,
+            token: str | None) -> None:
+    """Bridge stdin/stdout to the daemon (use with `docker exec -i CONTAINER hud connect`)."""
+    sock = open_socket(socket_path, url)
+    try:
+        pending = _open_tunnel(sock, tunnel_name, token) if tunnel_name else b""
+        if pending:
+            _write_all(1, pending)
+        threading.Thread(target=_stdin_to_socket, args=(sock,), daemon=True).start()
+        while True:
+            data = sock.recv(_CHUNK)
+            if not data:
+                break
+            _write_all(1, data)
+    except (BrokenPipeError, ConnectionError):
+        pass
+    finally:
+        sock.close()
+    sys.stdout.flush()

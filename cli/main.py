@@ -1,0 +1,58 @@
+"""The `hud` entry point: a click group whose subcommands load on first use.
+
+Loading every command module up front would import pydantic, rich and Docker helpers
+just to send one line to the control socket; `hud task start` must stay fast, so each
+command lives in its own module and is imported only when invoked (or for --help).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# command name -> (module, attribute, one-line help shown in `hud --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("hud.cli.serve", "serve", "Run the runtime daemon for an environment."),
+    "task": ("hud.cli.task", "task", "List, start, grade and cancel tasks on a running daemon."),
+    "manifest": ("hud.cli.task", "manifest", "Print the manifest of a running daemon."),
+    "connect": ("hud.cli.connect", "connect", "Bridge stdin/stdout to the control channel."),
+    "health": ("hud.cli.task", "health", "Exit 0 when the daemon answers and its env loaded."),
+    "build": ("hud.cli.build", "build", "Build an environment's Docker image."),
+    "images": ("hud.cli.images", "images", "Bootstrap, build, list, save and load hud images."),
+    "init": ("hud.cli.init", "init", "Scaffold a new environment from a template."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attr, _ = COMMANDS[cmd_name]
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hud-python", prog_name="hud")
+def cli() -> None:
+    """hud: build, serve, run and grade RL environments for AI agents, offline."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="hud")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

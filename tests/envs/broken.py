@@ -1,0 +1,6 @@
+"""An environment module that fails to import."""
+
+from hud import Environment
+
+env = Environment(name="broken")
+raise ImportError("no module named 'definitely_missing_dependency'")
