@@ -44,6 +44,8 @@ class DaemonConfig:
     token: str | None = None
     session_ttl: float = 3600.0
     max_frame: int = MAX_FRAME_BYTES
+    #: an environment already imported (in-process placement); `spec` is then ignored
+    env: Environment | None = None
 
 
 async def _call_hook(hook: Callable[[], Any]) -> None:
@@ -59,12 +61,16 @@ def _as_load_error(what: str, exc: BaseException) -> EnvLoadError:
     )
 
 
-async def prepare_environment(spec: str | None) -> tuple[Environment | None, EnvLoadError | None]:
-    """Load the env and run its initialize hooks; on failure return the error instead."""
-    try:
-        env = load_environment(spec)
-    except EnvLoadError as exc:
-        return None, exc
+async def prepare_environment(
+    spec: str | None, env: Environment | None = None
+) -> tuple[Environment | None, EnvLoadError | None]:
+    """Load the env (unless given) and run its initialize hooks; on failure return the
+    error instead."""
+    if env is None:
+        try:
+            env = load_environment(spec)
+        except EnvLoadError as exc:
+            return None, exc
     for hook in env.initialize_hooks:
         try:
             await _call_hook(hook)
@@ -114,7 +120,7 @@ class Daemon:
     async def start(self) -> ControlServer:
         """Load, initialize, start capabilities and listen. Returns the server."""
         cfg = self.config
-        env, error = await prepare_environment(cfg.spec)
+        env, error = await prepare_environment(cfg.spec, cfg.env)
         server = ControlServer(
             env, load_error=error, session_ttl=cfg.session_ttl, max_frame=cfg.max_frame
         )

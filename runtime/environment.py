@@ -18,6 +18,7 @@ over the wire ("7" becomes 7 for an int).
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,6 +31,15 @@ from hud.protocol import Binding, EnvInfo, Manifest, TaskInfo, TemplateInfo
 from hud.task import Task
 
 LAYERS = ("base", "browser", "desktop")
+
+# Environments created in this process, by name: lets a Taskset of minted tasks find its
+# environment for the in-process (`local`) placement. Weak, so tests don't leak them.
+_REGISTRY: weakref.WeakValueDictionary[str, Environment] = weakref.WeakValueDictionary()
+
+
+def registered(name: str) -> Environment | None:
+    """The environment called `name` created in this process, if it is still alive."""
+    return _REGISTRY.get(name)
 
 
 def _describe_error(err: ValidationError) -> str:
@@ -158,6 +168,7 @@ class Environment:
         self.capabilities: dict[str, Capability] = {}
         self.initialize_hooks: list[Callable[[], Any]] = []
         self.shutdown_hooks: list[Callable[[], Any]] = []
+        _REGISTRY[name] = self
 
     def __repr__(self) -> str:
         return f"<Environment {self.name} {self.version}: {len(self.templates)} templates>"

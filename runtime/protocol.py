@@ -46,6 +46,7 @@ SESSION_METHODS = (
     "tasks.start",
     "tasks.grade",
     "tasks.cancel",
+    "tasks.solve",
     "bye",
 )
 
@@ -149,6 +150,7 @@ PARAMS_BY_METHOD: dict[str, type[_Params]] = {
     "tasks.start": StartParams,
     "tasks.grade": GradeParams,
     "tasks.cancel": CancelParams,
+    "tasks.solve": EmptyParams,
     "bye": EmptyParams,
     "tunnel.open": TunnelOpenParams,
 }

@@ -9,6 +9,7 @@ ends without a reward is an error, never a silent 0.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -148,6 +149,29 @@ class TaskRun:
             await self._close()
         self.state = "graded"
         return frame
+
+    async def solve(self) -> Any:
+        """Run the template's reference solution (`@template.solution`) and return its answer.
+
+        Raises:
+            TaskError: the template has none, or the solution raised.
+        """
+        fn = self.template.solution_fn
+        if fn is None:
+            raise TaskError(
+                f"task {self.id!r} has no reference solution; attach one with "
+                f"`@{self.id}.solution` (the oracle agent runs it)"
+            )
+        try:
+            answer = fn(**self.template.validate_args(self.args))
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception as exc:
+            raise TaskError(
+                f"the reference solution of task {self.id!r} raised {type(exc).__name__}: {exc}",
+                _format_exc(exc),
+            ) from exc
+        return answer
 
     async def cancel(self) -> None:
         """Abandon the task: the generator gets GeneratorExit so its `finally` runs."""

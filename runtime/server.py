@@ -70,6 +70,7 @@ class ControlServer:
             "tasks.start": self._tasks_start,
             "tasks.grade": self._tasks_grade,
             "tasks.cancel": self._tasks_cancel,
+            "tasks.solve": self._tasks_solve,
             "bye": self._bye,
         }
 
@@ -305,6 +306,15 @@ class ControlServer:
         await run.cancel()
         await self._finish()
         return {"cancelled": run.slug, "session_id": session.id}
+
+    async def _tasks_solve(self, conn: _Conn, params: p.EmptyParams) -> dict[str, Any]:
+        """Run the task's reference solution in the daemon (for the `oracle` agent)."""
+        session = conn.session
+        if session is None or not session.in_progress:
+            raise ProtocolError(p.INVALID_REQUEST, "no task in progress in this session; "
+                                "tasks.solve works on the task this connection started")
+        assert session.run is not None
+        return {"answer": await session.run.solve()}
 
     async def _bye(self, conn: _Conn, params: p.EmptyParams) -> dict[str, Any]:
         session = conn.session

@@ -32,3 +32,14 @@ def test_client_mirrors_protocol_constants() -> None:
     """The pydantic-free client uses the same wire constants as hud.protocol."""
     assert client.JSONRPC == protocol.JSONRPC
     assert client.ENV_LOAD_ERROR == protocol.ENV_LOAD_ERROR
+
+
+def test_eval_and_agents_exports_are_sorted_and_resolve() -> None:
+    """hud.eval and hud.agents export sorted, importable names."""
+    import hud.agents
+    import hud.eval
+
+    for module in (hud.eval, hud.agents):
+        assert module.__all__ == sorted(module.__all__)
+        for name in module.__all__:
+            assert getattr(module, name) is not None

@@ -10,3 +10,8 @@ async def count_letter(word: str = "strawberry", letter: str = "r"):
 
 
 tasks = [count_letter(word=w) for w in ("strawberry", "raspberry", "blueberry")]
+
+
+@count_letter.solution
+def solve(word: str, letter: str) -> str:
+    return str(word.count(letter))

@@ -1,0 +1,185 @@
+"""`hud eval`, `hud jobs`, `hud trace`, `hud prune`: host-side eval commands.
+
+stdout carries results (a table, or one JSON document with --json); stderr carries the
+placement line and progress. A wrong answer is a result (exit 0); a job that could not
+run at all is an error (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+from typing import Any
+
+import click
+
+from hud.cli.options import fail, reports_errors
+
+
+def _stats(runs: list[Any]) -> dict[str, Any]:
+    rewards = [r.reward for r in runs if r.ok and r.reward is not None]
+    mean = sum(rewards) / len(rewards) if rewards else None
+    std = math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards)) if rewards else None
+    return {"n": len(runs), "completed": len(rewards), "mean": mean, "std": std,
+            "errors": len(runs) - len(rewards),
+            "zero_variance": len(rewards) > 1 and std is not None and std < 1e-12}
+
+
+def _print_table(job: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"job {job.id} — agent {job.agent}, {job.placement}")
+    for column in ("task", "n", "mean reward", "std", "errors", "signal"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for slug, runs in job.results.items():
+        s = _stats(runs)
+        fmt = (lambda v: "-" if v is None else f"{v:.3f}")
+        table.add_row(slug, str(s["n"]), fmt(s["mean"]), fmt(s["std"]), str(s["errors"]),
+                      "none (zero variance)" if s["zero_variance"] else "")
+    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
+    reward = job.reward
+    click.echo(f"reward {reward:.3f} over {len(job.final_runs) - len(job.errors)} completed runs"
+               if reward is not None else "no run completed", err=False)
+    for run in job.errors:
+        click.echo(f"  {run.status}: {run.slug} #{run.index} ({run.trace_id}): {run.error}")
+    click.echo(f"job id: {job.id}")
+
+
+@click.command("eval")
+@click.argument("source")
+@click.argument("agent")
+@click.option("--model", default=None, help="Model id for provider agents.")
+@click.option("--group", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Rollouts per task (a GRPO group).")
+@click.option("--max-concurrent", default=None, type=click.IntRange(min=1),
+              help="At most this many rollouts at once [default: all].")
+@click.option("--runtime", default=None,
+              help="local | docker | docker:IMAGE | CONTAINER | tcp://HOST:PORT "
+                   "[default: docker when SOURCE was built, else local].")
+@click.option("--task", "task_filter", multiple=True, help="Only this task slug (repeatable).")
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Re-run a rollout that failed on infrastructure this many times.")
+@click.option("--timeout", default=None, type=float, help="Seconds the agent gets per rollout.")
+@click.option("--max-steps", default=None, type=int, help="Model turns per rollout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON document.")
+@reports_errors
+def eval_command(source: str, agent: str, model: str | None, group: int,
+                 max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
+                 retries: int, timeout: float | None, max_steps: int | None,
+                 as_json: bool) -> None:
+    """Run every task of SOURCE (tasks.py, an env dir, or a .jsonl) with AGENT
+    (oracle, nop, replay:JOB_ID, or a model id)."""
+    from hud.agents import create_agent
+    from hud.eval import Taskset
+
+    taskset = Taskset.from_source(source)
+    if task_filter:
+        taskset = taskset.filter(task_filter)
+    the_agent = create_agent(model or agent)
+    placement = taskset.placement(runtime)
+    click.echo(f"placement: {placement.describe()}", err=True)
+    total = len(taskset) * group
+    progress = _Progress(total) if sys.stderr.isatty() and not as_json else None
+
+    job = asyncio.run(taskset.run(the_agent, group=group, max_concurrent=max_concurrent,
+                                  runtime=placement, retries=retries, timeout=timeout,
+                                  max_steps=max_steps,
+                                  on_run=progress.advance if progress else None))
+    if progress:
+        progress.stop()
+    if as_json:
+        click.echo(job.model_dump_json(indent=2))
+    else:
+        _print_table(job)
+    if job.final_runs and all(r.status == "infra_error" for r in job.final_runs):
+        fail(f"no rollout could run: {job.final_runs[0].error}")
+
+
+class _Progress:
+    """A rich progress bar on stderr (terminals only)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task("rollouts", total=total)
+        self._progress.start()
+
+    def advance(self, run: Any) -> None:
+        if run.status != "infra_error" or run.attempt > 0:
+            self._progress.advance(self._task)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+@click.command()
+@click.argument("job_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def jobs(job_id: str | None, as_json: bool) -> None:
+    """List jobs in the local trace store, or the runs of JOB_ID."""
+    from hud.eval.traces import list_jobs, load_job
+
+    if job_id:
+        job = load_job(job_id)
+        if as_json:
+            click.echo(json.dumps(job, indent=2))
+            return
+        for run in job["runs"]:
+            reward = "-" if run["reward"] is None else f"{run['reward']:.3f}"
+            click.echo(f"{run['trace_id']}\t{run['task']['slug']}\t#{run['index']}\t"
+                       f"{run['status']}\t{reward}")
+        return
+    listing = list_jobs()
+    if as_json:
+        click.echo(json.dumps([{k: j.get(k) for k in ("id", "agent", "placement", "group")}
+                               | {"runs": len(j.get("runs", []))} for j in listing], indent=2))
+        return
+    for j in listing:
+        done = [r for r in j.get("runs", []) if r["status"] == "completed"]
+        mean = (sum(r["reward"] for r in done) / len(done)) if done else None
+        click.echo(f"{j['id']}\t{j['agent']}\t{len(j.get('runs', []))} runs\t"
+                   f"reward {'-' if mean is None else f'{mean:.3f}'}\t{j['placement']}")
+
+
+@click.command()
+@click.argument("trace_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
+@reports_errors
+def trace(trace_id: str, as_json: bool) -> None:
+    """Render one rollout's trace (prompt, tool calls, answer, grade, timings)."""
+    from hud.eval.traces import find_trace, read_trace
+
+    events = read_trace(find_trace(trace_id))
+    if as_json:
+        click.echo(json.dumps(events, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    console = Console()
+    for event in events:
+        kind = event.get("type")
+        rest = {k: v for k, v in event.items() if k not in ("t", "type")}
+        text = json.dumps(rest, ensure_ascii=False, default=str)
+        if len(text) > 2000:
+            text = text[:2000] + f"… ({len(text)} chars)"
+        console.print(f"[dim]{event.get('t', 0):8.3f}s[/dim] [bold]{kind}[/bold] {text}",
+                      markup=True, highlight=False, soft_wrap=True)
+
+
+@click.command()
+@click.option("--job", "job_id", default=None, help="Only containers of this job.")
+@reports_errors
+def prune(job_id: str | None) -> None:
+    """Remove containers left behind by killed eval jobs."""
+    from hud.eval.prune import prune_containers
+
+    removed = prune_containers(job_id)
+    click.echo(f"removed {len(removed)} container(s)")
+    for name in removed:
+        click.echo(f"  {name}")

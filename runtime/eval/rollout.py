@@ -1,0 +1,157 @@
+"""One rollout: provision → start → agent → grade → teardown, with a typed outcome.
+
+The agent sees a `RunContext`: the prompt, the manifest's bindings, tunnels to the
+capabilities, the trace, and (for the oracle) the task's reference solution. Whatever
+goes wrong is classified here, once: the environment failing is `infra_error` (never a
+reward of 0), the agent raising is `agent_error`, running past the deadline `timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from typing import Any
+
+from hud.errors import HudError, InfraError, RemoteError
+from hud.eval.placement import Lease, Placement, Streams, new_id
+from hud.eval.results import Run
+from hud.eval.traces import TraceWriter, job_dir
+from hud.protocol import TASK_ERROR
+from hud.task import Task
+
+
+class RunContext:
+    """What an agent gets for one rollout."""
+
+    def __init__(self, task: Task, prompt: Any, start_frame: dict[str, Any],
+                 manifest: dict[str, Any], lease: Lease, trace: TraceWriter,
+                 max_steps: int | None = None) -> None:
+        self.task = task
+        self.prompt = prompt
+        self.start_frame = start_frame
+        self.manifest = manifest
+        self.bindings: dict[str, dict[str, Any]] = {b["name"]: b for b in manifest.get("bindings", [])}
+        self.trace = trace
+        self.max_steps = max_steps
+        self._lease = lease
+        #: set by the agent: why it stopped (answered, max_steps, ...)
+        self.stop_reason: str | None = None
+
+    def binding(self, protocol_prefix: str) -> dict[str, Any] | None:
+        """The first binding whose protocol starts with `protocol_prefix` (e.g. "ssh/")."""
+        for binding in self.bindings.values():
+            if binding["protocol"].startswith(protocol_prefix):
+                return binding
+        return None
+
+    async def tunnel(self, name: str) -> Streams:
+        """A raw byte stream to capability `name`."""
+        return await self._lease.tunnel(name)
+
+    async def solve(self) -> Any:
+        """The task's reference answer, computed in the environment (oracle agents)."""
+        result = await self._lease.channel.call("tasks.solve")
+        return result["answer"]
+
+    def record(self, type: str, **data: Any) -> None:
+        """Add an event to this rollout's trace."""
+        self.trace.event(type, **data)
+
+
+def _agent_name(agent: Any) -> str:
+    return getattr(agent, "name", None) or type(agent).__name__
+
+
+async def run_rollout(
+    task: Task, agent: Any, placement: Placement, *, job_id: str, group_id: str,
+    index: int, attempt: int = 1, timeout: float | None = None, max_steps: int | None = None,
+) -> Run:
+    """Run one rollout to a typed outcome; never raises for rollout failures."""
+    trace_id = new_id()
+    trace = TraceWriter(job_dir(job_id) / f"{trace_id}.jsonl")
+    timings: dict[str, float] = {}
+    run = Run(trace_id=trace_id, job_id=job_id, task=task, group_id=group_id, index=index,
+              attempt=attempt, status="infra_error")
+    lease: Lease | None = None
+    phase = "placement"
+    t = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.monotonic()
+        timings[name] = round(now - t, 4)
+        t = now
+
+    try:
+        trace.event("rollout", task=task.model_dump(mode="json"), agent=_agent_name(agent),
+                    group_id=group_id, index=index, attempt=attempt)
+        lease = await placement.open(job_id, trace_id)
+        run.placement = lease.info
+        manifest = await lease.channel.call("hello", {"client": "hud-eval"})
+        lap("placement")
+        trace.event("placement", **lease.info)
+        phase = "start"
+        frame = await lease.channel.call("tasks.start", {"id": task.id, "args": task.args})
+        lap("start")
+        run.prompt = frame.get("prompt")
+        trace.event("start", prompt=run.prompt, frame={k: v for k, v in frame.items() if k != "prompt"})
+        phase = "agent"
+        ctx = RunContext(task, run.prompt, frame, manifest, lease, trace, max_steps)
+        try:
+            answer = await asyncio.wait_for(agent(ctx), timeout)
+        except asyncio.TimeoutError:
+            lap("agent")
+            run.status, run.error = "timeout", f"the agent did not answer within {timeout:g}s"
+            trace.event("timeout", seconds=timeout)
+            await _cancel(lease)
+            return run
+        except (InfraError, RemoteError):
+            raise
+        except Exception as exc:
+            lap("agent")
+            run.status = "agent_error"
+            run.error = f"{type(exc).__name__}: {exc}"
+            trace.event("error", phase="agent", error=run.error, traceback=traceback.format_exc())
+            await _cancel(lease)
+            return run
+        lap("agent")
+        run.answer, run.stop_reason = answer, ctx.stop_reason or "answered"
+        trace.event("answer", answer=answer, stop_reason=run.stop_reason)
+        phase = "grade"
+        grade = await lease.channel.call("tasks.grade", {"answer": answer})
+        lap("grade")
+        run.reward, run.grade, run.status = float(grade["score"]), grade, "completed"
+        trace.event("grade", **grade)
+        return run
+    except RemoteError as exc:
+        kind = "task code raised" if exc.code == TASK_ERROR else "the daemon refused"
+        run.error = f"{phase}: {kind}: {exc}"
+        trace.event("error", phase=phase, error=run.error, data=exc.data)
+        return run
+    except HudError as exc:
+        run.error = f"{phase}: {exc}"
+        trace.event("error", phase=phase, error=run.error)
+        return run
+    except Exception as exc:  # a bug in hud: still an infra error, with the traceback kept
+        run.error = f"{phase}: {type(exc).__name__}: {exc}"
+        trace.event("error", phase=phase, error=run.error, traceback=traceback.format_exc())
+        return run
+    finally:
+        if lease is not None:
+            try:
+                await lease.close()
+            except Exception as exc:
+                trace.event("error", phase="teardown", error=f"{type(exc).__name__}: {exc}")
+        lap("teardown")
+        run.timings = timings
+        trace.event("end", status=run.status, reward=run.reward, timings=timings)
+        run.trace = trace.events
+        trace.close()
+
+
+async def _cancel(lease: Lease) -> None:
+    try:
+        await lease.channel.call("tasks.cancel", timeout=60)
+    except HudError:
+        pass  # the environment is going away anyway; its container is removed next

@@ -1,0 +1,58 @@
+"""`hud eval`, `hud jobs`, `hud trace` end to end (local placement)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ENVS
+
+
+def hud(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs")}
+    return subprocess.run([sys.executable, "-m", "hud.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_eval_oracle_prints_table_and_job(tmp_path: Path) -> None:
+    """Exit 0, placement on stderr's first line, a table and the job id on stdout."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "oracle", "--group", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0].startswith("placement: local")
+    assert "count_letter-7723267a" in done.stdout and "zero variance" in done.stdout
+    assert "reward 1.000 over 9 completed runs" in done.stdout and "job id:" in done.stdout
+
+
+def test_eval_json_and_jobs_and_trace(tmp_path: Path) -> None:
+    """--json is one document; jobs lists it; trace renders a run."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--json", "--task", "count_letter")
+    job = json.loads(done.stdout)
+    assert done.returncode == 0 and job["group"] == 1
+    assert all(r["reward"] == 0.0 for r in job["runs"])
+    listed = hud(tmp_path, "jobs")
+    assert job["id"] in listed.stdout
+    runs = hud(tmp_path, "jobs", job["id"])
+    trace_id = runs.stdout.split("\t")[0]
+    rendered = hud(tmp_path, "trace", trace_id)
+    assert rendered.returncode == 0 and "grade" in rendered.stdout and "score" in rendered.stdout
+
+
+def test_eval_unknown_agent_exits_1(tmp_path: Path) -> None:
+    """An unknown agent is an error before anything runs."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "martian")
+    assert done.returncode == 1 and "no agent 'martian'" in done.stderr
+
+
+def test_eval_all_infra_errors_exits_1(tmp_path: Path) -> None:
+    """When no rollout could run, the job is an error (exit 1)."""
+    done = hud(tmp_path, "eval", str(ENVS / "faults.py"), "nop", "--task", "raises_in_setup")
+    assert done.returncode == 1 and "no rollout could run" in done.stderr
+
+
+def test_trace_unknown_id(tmp_path: Path) -> None:
+    """An unknown trace id: exit 1 naming it."""
+    done = hud(tmp_path, "trace", "deadbeef")
+    assert done.returncode == 1 and "no trace 'deadbeef'" in done.stderr
