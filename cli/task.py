@@ -104,6 +104,16 @@ def start(name: str, args_json: str | None, pairs: tuple[str, ...], as_json: boo
         _echo_json(frame["prompt"])
 
 
+def _target(name: str | None, session_id: str | None) -> dict[str, Any]:
+    """Which parked task a grade/cancel means: by task name, by session, or the only one."""
+    params: dict[str, Any] = {}
+    if name:
+        params["id"] = name
+    if session_id:
+        params["session_id"] = session_id
+    return params
+
+
 def _read_answer(answer: str | None, answer_file: str | None) -> str:
     if (answer is None) == (answer_file is None):
         raise click.UsageError("give exactly one of --answer TEXT (or - for stdin) and --answer-file")
@@ -126,12 +136,7 @@ def _read_answer(answer: str | None, answer_file: str | None) -> str:
 def grade(name: str | None, answer: str | None, answer_file: str | None, session_id: str | None,
           as_json: bool, socket_path: str | None, url: str | None, token: str | None) -> None:
     """Grade the started task NAME with the agent's answer and print the reward."""
-    text = _read_answer(answer, answer_file)
-    params: dict[str, Any] = {"answer": text}
-    if name:
-        params["id"] = name
-    if session_id:
-        params["session_id"] = session_id
+    params = {"answer": _read_answer(answer, answer_file), **_target(name, session_id)}
     with _connect(socket_path, url, token) as client:
         frame = client.call("tasks.grade", params)
     if as_json:
@@ -148,13 +153,8 @@ def grade(name: str | None, answer: str | None, answer_file: str | None, session
 def cancel(name: str | None, session_id: str | None, socket_path: str | None, url: str | None,
            token: str | None) -> None:
     """Cancel the started task NAME (its cleanup code runs)."""
-    params: dict[str, Any] = {}
-    if name:
-        params["id"] = name
-    if session_id:
-        params["session_id"] = session_id
     with _connect(socket_path, url, token) as client:
-        result = client.call("tasks.cancel", params)
+        result = client.call("tasks.cancel", _target(name, session_id))
     click.echo(f"cancelled {result['cancelled']}")
 
 
