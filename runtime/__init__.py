@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # public name -> defining private module
 _EXPORTS: dict[str, str] = {
     "Binding": "hud.protocol",
+    "attach": "hud.remote",
     "ConfigError": "hud.errors",
     "DaemonUnavailable": "hud.errors",
     "DockerError": "hud.errors",
@@ -23,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "InfraError": "hud.errors",
     "Manifest": "hud.protocol",
     "ProtocolError": "hud.errors",
+    "RemoteEnv": "hud.remote",
     "RemoteError": "hud.errors",
     "Task": "hud.task",
     "TaskError": "hud.errors",

@@ -49,6 +49,17 @@ class RunContext:
         """A raw byte stream to capability `name`."""
         return await self._lease.tunnel(name)
 
+    async def ssh(self, name: str | None = None) -> Any:
+        """An asyncssh connection to the `ssh/2` capability (`name`, or the only one).
+
+        Raises:
+            ConfigError: no such capability.
+            InfraError: the connection failed.
+        """
+        from hud.clients import pick_binding, ssh_connect
+
+        return await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))
+
     async def solve(self) -> Any:
         """The task's reference answer, computed in the environment (oracle agents)."""
         result = await self._lease.channel.call("tasks.solve")

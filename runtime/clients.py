@@ -1,0 +1,90 @@
+"""Typed clients for a running environment's capabilities, carried over tunnels.
+
+Everything here takes a tunnel opener — `async (name) -> (reader, writer)` — so the same
+code serves every placement: a unix socket (local), `docker exec -i ... hud connect
+--tunnel NAME` (docker, attach), or TCP. Libraries that want a real socket (asyncssh)
+get one end of a socketpair whose other end is spliced to the tunnel.
+
+Provider SDKs and asyncssh are imported inside the functions: this module is host-side
+and must not cost the in-container path anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hud.errors import ConfigError, InfraError
+from hud.tunnel import splice
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Opener = Callable[[str], Awaitable[Streams]]
+
+_BRIDGES: set[asyncio.Task[None]] = set()
+
+
+async def socket_for(opener: Opener, name: str) -> socket.socket:
+    """A connected socket whose bytes go to capability `name` through a tunnel."""
+    reader, writer = await opener(name)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    local_reader, local_writer = await asyncio.open_connection(sock=ours, limit=1 << 20)
+    task = asyncio.create_task(splice(local_reader, local_writer, reader, writer))
+    _BRIDGES.add(task)
+    task.add_done_callback(_BRIDGES.discard)
+    return theirs
+
+
+def pick_binding(bindings: dict[str, dict[str, Any]], prefix: str, name: str | None) -> dict[str, Any]:
+    """The binding called `name`, else the only one whose protocol starts with `prefix`.
+
+    Raises:
+        ConfigError: none (or several, with no name given) match; the bindings are listed.
+    """
+    if name is not None:
+        if name not in bindings:
+            raise ConfigError(f"no capability {name!r}; this environment has: "
+                              f"{', '.join(sorted(bindings)) or 'none'}")
+        return bindings[name]
+    found = [b for b in bindings.values() if b["protocol"].startswith(prefix)]
+    if len(found) != 1:
+        listed = ", ".join(f"{b['name']} ({b['protocol']})" for b in bindings.values()) or "none"
+        raise ConfigError(f"{'no' if not found else 'several'} {prefix}* capabilities; "
+                          f"bindings: {listed}; name one")
+    return found[0]
+
+
+async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
+    """An asyncssh client connection to an `ssh/2` binding, over a tunnel.
+
+    The host key is pinned from the binding (no trust-on-first-use), and the client key
+    comes from the binding's params.
+
+    Raises:
+        InfraError: the ssh handshake or authentication failed.
+    """
+    import asyncssh
+
+    params = binding.get("params", {})
+    try:
+        client_key = asyncssh.import_private_key(params["client_key"])
+        host_key = asyncssh.import_public_key(params["host_pubkey"])
+    except KeyError as exc:
+        raise InfraError(f"ssh binding {binding['name']!r} lacks param {exc}") from exc
+    sock = await socket_for(opener, binding["name"])
+    try:
+        conn = await asyncio.wait_for(
+            asyncssh.connect(
+                sock=sock, username=params.get("user", "agent"), client_keys=[client_key],
+                known_hosts=([host_key], [], []),  # pinned: the binding's host key only
+                keepalive_interval=30, agent_path=None, config=None,
+            ),
+            30,
+        )
+    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        raise InfraError(f"ssh to capability {binding['name']!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    return conn
