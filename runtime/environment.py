@@ -234,6 +234,34 @@ class Environment:
         self.capabilities[capability.name] = capability
         return capability
 
+    def gym(self, env: Any, *, name: str = "robot", slots: int = 1, camera: int | None = None,
+            max_steps: int | None = None, success: Callable[[dict, dict], bool] | None = None,
+            **make_kwargs: Any) -> Any:
+        """Serve a gymnasium environment (an id, an env object or a factory) as a `robot`
+        capability (`openpi/0`); needs the `robot` extra. Returns the RobotCapability.
+
+        Raises:
+            ConfigError: the name is taken.
+        """
+        from hud.robot import RobotCapability
+
+        return self.add_capability(RobotCapability.gym(
+            env, name=name, slots=slots, camera=camera, max_steps=max_steps, success=success,
+            **make_kwargs))
+
+    def robot(self, sim: Any, *, name: str = "robot", slots: int = 1,
+              max_steps: int | None = None, slot_timeout: float = 30.0) -> Any:
+        """Serve a custom simulator (a `hud.robot.SimBridge` or a factory of one) as a
+        `robot` capability. Returns the RobotCapability.
+
+        Raises:
+            ConfigError: the name is taken.
+        """
+        from hud.robot import RobotCapability
+
+        return self.add_capability(RobotCapability(sim, name=name, slots=slots,
+                                                   max_steps=max_steps, slot_timeout=slot_timeout))
+
     def add_tasks(self, tasks: Iterable[Task]) -> None:
         """List tasks in the manifest (the loader also takes a module-level `tasks`).
 
