@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "jobs": ("hud.cli.eval", "jobs", "List eval jobs in the local trace store."),
     "trace": ("hud.cli.eval", "trace", "Render one rollout's trace."),
     "prune": ("hud.cli.eval", "prune", "Remove containers left by killed eval jobs."),
+    "ssh": ("hud.cli.ssh", "ssh", "Open an ssh session in a container's workspace."),
     "build": ("hud.cli.build", "build", "Build an environment's Docker image."),
     "images": ("hud.cli.images", "images", "Bootstrap, build, list, save and load hud images."),
     "init": ("hud.cli.init", "init", "Scaffold a new environment from a template."),

@@ -78,7 +78,7 @@ async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
     try:
         conn = await asyncio.wait_for(
             asyncssh.connect(
-                sock=sock, username=params.get("user", "agent"), client_keys=[client_key],
+                binding["name"], 22, sock=sock, username=params.get("user", "agent"), client_keys=[client_key],
                 known_hosts=([host_key], [], []),  # pinned: the binding's host key only
                 keepalive_interval=30, agent_path=None, config=None,
             ),
@@ -88,3 +88,91 @@ async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
         raise InfraError(f"ssh to capability {binding['name']!r} failed: "
                          f"{type(exc).__name__}: {exc}") from exc
     return conn
+
+
+class LocalPort:
+    """A loopback TCP port whose every connection is a fresh tunnel to capability `name`.
+
+    For clients that want a URL (the MCP SDK's HTTP client, CDP and VNC clients). Unlike
+    `hud.forward.Forwarder` (one command per connection), this takes any tunnel opener,
+    so it works for every placement, TCP included.
+    """
+
+    def __init__(self, opener: Opener, name: str) -> None:
+        self.opener = opener
+        self.name = name
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            up_reader, up_writer = await self.opener(self.name)
+            await splice(reader, writer, up_reader, up_writer)
+        except Exception:
+            writer.close()
+        finally:
+            self._tasks.discard(task)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+
+
+class _McpSession:
+    """`async with mcp_session(...) as session`: an initialized MCP ClientSession."""
+
+    def __init__(self, opener: Opener, binding: dict[str, Any]) -> None:
+        self._opener, self._binding = opener, binding
+        self._stack: Any = None
+        self._port: LocalPort | None = None
+
+    async def __aenter__(self) -> Any:
+        import contextlib
+
+        from mcp import ClientSession
+        from mcp.client.streamable_http import streamable_http_client
+
+        self._port = LocalPort(self._opener, self._binding["name"])
+        port = await self._port.start()
+        path = self._binding.get("params", {}).get("path", "/mcp")
+        self._stack = contextlib.AsyncExitStack()
+        try:
+            read, write, _ = await self._stack.enter_async_context(
+                streamable_http_client(f"http://127.0.0.1:{port}{path}"))
+            session = await self._stack.enter_async_context(ClientSession(read, write))
+            await asyncio.wait_for(session.initialize(), 30)
+        except BaseException as exc:
+            await self.__aexit__(None, None, None)
+            if isinstance(exc, Exception):
+                raise InfraError(f"MCP capability {self._binding['name']!r} did not answer: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            raise
+        return session
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+        if self._port is not None:
+            await self._port.stop()
+
+
+def mcp_session(opener: Opener, binding: dict[str, Any]) -> _McpSession:
+    """An async context manager yielding an initialized official MCP `ClientSession` for an
+    `mcp/...` binding, carried over tunnels.
+
+    Raises:
+        InfraError: the MCP server did not answer.
+    """
+    return _McpSession(opener, binding)

@@ -234,6 +234,66 @@ class Environment:
         self.capabilities[capability.name] = capability
         return capability
 
+    def workspace(self, root: str = "/workspace", *, user: str | None = "agent",
+                  name: str = "shell", env: dict[str, str] | None = None) -> Any:
+        """Give the agent a shell and files in `root` over ssh (`ssh/2`), as `user`.
+
+        Returns the `hud.workspace.Workspace`; template code uses its `run(cmd, user=...)`
+        for setup and grading.
+
+        Raises:
+            ConfigError: the name is taken.
+        """
+        from hud.workspace import Workspace
+
+        return self.add_capability(Workspace(root, user=user, name=name, env=env))
+
+    @property
+    def tools(self) -> Any:
+        """The environment's MCP tool server (`mcp/2025-11-25`), created on first use."""
+        from hud.tools import Tools
+
+        existing = [c for c in self.capabilities.values() if isinstance(c, Tools)]
+        if existing:
+            return existing[0]
+        return self.add_capability(Tools(server_name=self.name))
+
+    def tool(self, name: str | None = None, *, description: str | None = None) -> Any:
+        """Decorator: offer a function to the agent as an MCP tool (`@env.tool()`).
+
+        Its type hints become the input schema and its docstring the description.
+        """
+        return self.tools.tool(name, description=description)
+
+    def browser(self, name: str = "browser", **options: Any) -> Any:
+        """Run Chromium for the agent (`cdp/1.3`, headless, as the agent user); needs the
+        browser image layer (sets `layer="browser"` unless a desktop was asked for).
+        Options go to `hud.browser.BrowserCapability` (user, width, height, max_tabs,
+        fresh_profile, ...). Returns the capability, whose `open`/`evaluate`/`text`/
+        `screenshot` helpers serve setup and grading.
+
+        Raises:
+            ConfigError: the name is taken.
+        """
+        from hud.browser import BrowserCapability
+
+        if self.layer == "base":
+            self.layer = "browser"
+        return self.add_capability(BrowserCapability(name, **options))
+
+    def desktop(self, name: str = "desktop", **options: Any) -> Any:
+        """Run a virtual display with a window manager and a VNC server (`rfb/3.8`) for
+        the agent; needs the desktop image layer (sets `layer="desktop"`). Options go to
+        `hud.desktop.DesktopCapability` (user, width, height, window_manager, ...).
+
+        Raises:
+            ConfigError: the name is taken.
+        """
+        from hud.desktop import DesktopCapability
+
+        self.layer = "desktop"
+        return self.add_capability(DesktopCapability(name, **options))
+
     def gym(self, env: Any, *, name: str = "robot", slots: int = 1, camera: int | None = None,
             max_steps: int | None = None, success: Callable[[dict, dict], bool] | None = None,
             **make_kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hud.clients import Streams, pick_binding, ssh_connect
+from hud.clients import Streams, mcp_session, pick_binding, ssh_connect
 from hud.eval.placement import AttachPlacement, Lease, new_id
 
 
@@ -62,6 +62,15 @@ class RemoteEnv:
         conn = await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))
         self._ssh.append(conn)
         return conn
+
+    def mcp(self, name: str | None = None) -> Any:
+        """`async with env.mcp() as session`: the official MCP ClientSession for the
+        `mcp/...` capability (`name`, or the only one).
+
+        Raises:
+            ConfigError: no such capability.
+        """
+        return mcp_session(self.tunnel, pick_binding(self.bindings, "mcp/", name))
 
     async def close(self) -> None:
         for conn in self._ssh:

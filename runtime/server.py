@@ -282,7 +282,11 @@ class ControlServer:
 
     async def _finish(self) -> None:
         assert self.env is not None
-        for capability in self.env.capabilities.values():
+        # The shell's sweep kills every process of the agent's uid, browsers and displays
+        # included: it goes first, so they restart after it rather than being killed anew.
+        ordered = sorted(self.env.capabilities.values(),
+                         key=lambda c: 0 if c.protocol.startswith("ssh/") else 1)
+        for capability in ordered:
             try:
                 await capability.task_ended()
             except Exception:

@@ -1,28 +1,51 @@
 """Agents: anything with `async def __call__(run: RunContext) -> answer`.
 
-`create_agent(name)` builds the offline agents (`oracle`, `nop`, `replay:JOB_ID`). To bring
-your own, write a class (or async function) taking a `hud.eval.RunContext`: read
-`run.prompt`, use `run.tunnel(name)` / `run.bindings` to act, `run.record(...)` to trace,
-and return the answer.
+`create_agent(name, **config)` picks one by name:
+
+    oracle, nop, replay:JOB_ID        offline agents, no key
+    claude-*  (or claude)             Anthropic Messages API        $ANTHROPIC_API_KEY
+    gpt-*, o1*, o3*, o4* (or openai)  OpenAI Responses API          $OPENAI_API_KEY
+    gemini-*  (or gemini)             Gemini API (google-genai)     $GEMINI_API_KEY / $GOOGLE_API_KEY
+    any model with base_url=URL,      Chat Completions with function tools, at URL
+    or openai-compatible:MODEL
+
+Provider harnesses take `max_steps`, `system`, `max_tokens`, `tools`, `api_key`,
+`base_url`, `max_retries`, `timeout` (see `hud.agents.base.ModelAgent` and each harness).
+Their SDKs (extra `hud-python[agents]`) are imported only when such an agent is made.
+
+To bring your own, write a class (or async function) taking a `hud.eval.RunContext`: read
+`run.prompt`, use `run.ssh()`, `run.tunnel(name)` and `run.bindings` to act,
+`run.record(...)` to trace, set `run.stop_reason`, and return the answer. Subclass
+`ModelAgent` to reuse the tool loop with another provider.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from hud.agents.base import ModelAgent
 from hud.agents.offline import NopAgent, OracleAgent, ReplayAgent
+from hud.agents.tools import Tool, ToolResult
 from hud.errors import ConfigError
 
-__all__ = sorted(["NopAgent", "OracleAgent", "ReplayAgent", "create_agent"])
+__all__ = sorted(["ModelAgent", "NopAgent", "OracleAgent", "ReplayAgent", "Tool", "ToolResult",
+                  "create_agent"])
 
 OFFLINE = ("oracle", "nop", "replay:JOB_ID")
+PROVIDERS = ("claude-*", "gpt-*", "o1*/o3*/o4*", "gemini-*", "openai-compatible:MODEL",
+             "any model with base_url=")
+#: the model a bare provider name stands for (`hud eval tasks.py claude`)
+DEFAULT_MODELS = {"claude": "claude-sonnet-4-5", "openai": "gpt-5", "gpt": "gpt-5",
+                  "gemini": "gemini-2.5-pro"}
+COMPATIBLE = "openai-compatible:"
 
 
 def create_agent(model: str, **config: Any) -> Any:
-    """Build an agent from a name.
+    """Build an agent from a name; `config` goes to the agent's constructor.
 
     Raises:
-        ConfigError: the name matches no agent this installation has (they are listed).
+        ConfigError: the name matches no agent (they are listed), a provider's key is
+            missing (the variable is named), or its SDK is not installed.
     """
     if model == "oracle":
         return OracleAgent()
@@ -33,7 +56,41 @@ def create_agent(model: str, **config: Any) -> Any:
         if not job:
             raise ConfigError("the replay agent needs a job id: replay:JOB_ID")
         return ReplayAgent(job)
-    raise ConfigError(
-        f"no agent {model!r}; available: {', '.join(OFFLINE)}. Provider agents (claude-*, "
-        f"gpt-*, gemini-*, OpenAI-compatible endpoints) are not part of this release yet"
-    )
+    return _provider_agent(DEFAULT_MODELS.get(model, model), config)
+
+
+def _provider_agent(model: str, config: dict[str, Any]) -> ModelAgent:
+    if model.startswith(COMPATIBLE) or config.get("base_url") and not model.startswith(("claude", "gemini")):
+        _need("openai")
+        from hud.agents.chat_completions import ChatCompletionsAgent
+
+        return ChatCompletionsAgent(model.removeprefix(COMPATIBLE), **config)
+    if model.startswith("claude-"):
+        _need("anthropic")
+        from hud.agents.claude import ClaudeAgent
+
+        return ClaudeAgent(model, **config)
+    if model.startswith(("gpt-", "o1", "o3", "o4")):
+        _need("openai")
+        from hud.agents.openai_responses import OpenAIResponsesAgent
+
+        return OpenAIResponsesAgent(model, **config)
+    if model.startswith("gemini-"):
+        _need("google.genai", "google-genai")
+        from hud.agents.gemini import GeminiAgent
+
+        return GeminiAgent(model, **config)
+    raise ConfigError(f"no agent {model!r}; available: {', '.join(OFFLINE + PROVIDERS)}")
+
+
+def _need(module: str, package: str | None = None) -> None:
+    """Fail early, and say how to fix it, when a provider's SDK is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package (google) is missing
+        found = False
+    if not found:
+        raise ConfigError(f"the {package or module} package is not installed; "
+                          f"pip install 'hud-python[agents]'")

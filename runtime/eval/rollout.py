@@ -60,6 +60,16 @@ class RunContext:
 
         return await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))
 
+    def mcp(self, name: str | None = None) -> Any:
+        """`async with run.mcp() as session`: an MCP ClientSession to the tools capability.
+
+        Raises:
+            ConfigError: no such capability.
+        """
+        from hud.clients import mcp_session, pick_binding
+
+        return mcp_session(self.tunnel, pick_binding(self.bindings, "mcp/", name))
+
     async def solve(self) -> Any:
         """The task's reference answer, computed in the environment (oracle agents)."""
         result = await self._lease.channel.call("tasks.solve")

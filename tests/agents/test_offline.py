@@ -18,8 +18,8 @@ def test_create_agent_names() -> None:
 
 def test_unknown_agent_lists_the_available_ones() -> None:
     """An unknown name is a ConfigError listing what exists."""
-    with pytest.raises(ConfigError, match="no agent 'gpt-9'; available: oracle, nop, replay:JOB_ID"):
-        create_agent("gpt-9")
+    with pytest.raises(ConfigError, match="no agent 'llama-3'; available: oracle, nop, replay:JOB_ID"):
+        create_agent("llama-3")
 
 
 async def test_oracle_without_solution_is_infra_error() -> None:

@@ -1,0 +1,148 @@
+"""Benchmark the images: container start, task start/grade over docker exec, rebuilds, sizes.
+
+Every number is reported next to a baseline measured in the same run, as a ratio:
+
+    start → served manifest   vs  `docker run --rm IMAGE true`
+    exec hud task start/grade vs  `docker exec run1 true`
+    rebuild after an edit     vs  a rebuild with nothing changed
+    layer sizes in MB
+
+Usage: python bench/bench_images.py [--rounds N]   (needs Docker; builds what it needs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from hud.bootstrap import rootfs_tag
+from hud.build import build_env
+from hud.docker import image_size_mb, inspect_image
+from hud.images import LAYERS, ensure_layers, layer_tag
+from hud.scaffold import scaffold
+
+READY_TIMEOUT = 60.0
+
+
+def sh(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr}{done.stdout}")
+    return done
+
+
+def timed(fn: Callable[[], object], rounds: int) -> float:
+    """Median wall time of `fn` over `rounds` runs, in milliseconds."""
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def start_to_manifest(image: str) -> None:
+    name = f"hud-bench-{uuid.uuid4().hex[:8]}"
+    try:
+        sh("docker", "run", "-d", "--name", name, image)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            done = subprocess.run(["docker", "exec", name, "hud", "manifest"],
+                                  check=False, capture_output=True, text=True, timeout=30)
+            if done.returncode == 0 and '"tasks"' in done.stdout:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{image}: no manifest within {READY_TIMEOUT}s: {done.stderr}")
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True, timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rounds = args.rounds
+
+    ensure_layers("base", notify=lambda m: print(f"  {m}"))
+    work = Path(tempfile.mkdtemp(prefix="hud-bench-"))
+    tag = f"hud-bench-letters-{uuid.uuid4().hex[:6]}"
+    run1 = f"hud-bench-run1-{uuid.uuid4().hex[:6]}"
+    rows: list[tuple[str, float, str, float]] = []
+    try:
+        env_dir, _ = scaffold(work / "letters", "blank")
+        build_env(env_dir, tag=tag)
+
+        # 1. container start → a served manifest, vs a bare `docker run --rm IMAGE true`.
+        bare = timed(lambda: sh("docker", "run", "--rm", tag, "true"), rounds)
+        served = timed(lambda: start_to_manifest(tag), rounds)
+        rows.append(("start → served manifest", served, "docker run --rm IMAGE true", bare))
+
+        # 2. hud task start / grade over docker exec, vs `docker exec run1 true`.
+        sh("docker", "run", "-d", "--name", run1, tag)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while subprocess.run(["docker", "exec", run1, "hud", "health"],
+                             check=False, capture_output=True, timeout=30).returncode != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("the bench container never became healthy")
+        exec_true = timed(lambda: sh("docker", "exec", run1, "true"), rounds * 4)
+        starts, grades = [], []
+        for _ in range(rounds * 4):
+            t0 = time.perf_counter()
+            sh("docker", "exec", run1, "hud", "task", "start", "count_letter")
+            t1 = time.perf_counter()
+            out = sh("docker", "exec", run1, "hud", "task", "grade", "count_letter",
+                     "--answer", "3").stdout.strip()
+            t2 = time.perf_counter()
+            assert out == "1.0", out
+            starts.append((t1 - t0) * 1000)
+            grades.append((t2 - t1) * 1000)
+        rows.append(("docker exec hud task start", statistics.median(starts),
+                     "docker exec run1 true", exec_true))
+        rows.append(("docker exec hud task grade", statistics.median(grades),
+                     "docker exec run1 true", exec_true))
+
+        # 3. rebuild after editing one task file, vs a rebuild with nothing changed.
+        env_py = env_dir / "env.py"
+        original = env_py.read_text()
+        unchanged = timed(lambda: build_env(env_dir, tag=tag), rounds)
+        counter = iter(range(10_000))
+
+        def edit_and_build() -> None:
+            env_py.write_text(original.replace('"blueberry"', f'"berry{next(counter)}"'))
+            build_env(env_dir, tag=tag)
+
+        edited = timed(edit_and_build, rounds)
+        rows.append(("rebuild after editing env.py", edited, "rebuild, nothing changed",
+                     unchanged))
+    finally:
+        subprocess.run(["docker", "rm", "-f", run1], check=False, capture_output=True, timeout=60)
+        subprocess.run(["docker", "rmi", "-f", tag], check=False, capture_output=True, timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"{'measure':<32}{'ms':>9}   {'baseline':<28}{'ms':>9}{'ratio':>8}")
+    for label, value, base_label, base in rows:
+        print(f"{label:<32}{value:>9.0f}   {base_label:<28}{base:>9.0f}{value / base:>7.1f}x")
+
+    print()
+    print(f"{'image':<28}{'MB':>8}   (sizes include parent layers)")
+    previous = None
+    for ref in [rootfs_tag(), *(layer_tag(n) for n in LAYERS)]:
+        if inspect_image(ref) is None:
+            print(f"{ref:<28}{'-':>8}   not built (hud images build all)")
+            continue
+        size = image_size_mb(ref)
+        extra = f"   +{size - previous:.0f} MB over the layer below" if previous else ""
+        print(f"{ref:<28}{size:>8.0f}{extra}")
+        previous = size
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The OpenAI-compatible harness: Chat Completions with function tools, any `base_url`.
+
+For servers that speak OpenAI's Chat Completions (vLLM, SGLang, llama.cpp, Ollama, a
+trainer's own inference server...). `create_agent("MODEL", base_url=URL)` or
+`create_agent("openai-compatible:MODEL", base_url=URL)` picks it.
+
+Wire mapping:
+    Tool            -> {"type": "function", "function": {"name", "description", "parameters"}}
+    model turn      <- choices[0].message: `content`, `tool_calls` (JSON text arguments),
+                       `finish_reason`, `usage`
+    tool results    -> one {"role": "tool", "tool_call_id", "content"} message per call
+                       (images follow as a user message of image_url parts)
+
+The key comes from `api_key=`, else $OPENAI_API_KEY; local servers often need none, so
+a missing key is only an error when the endpoint is OpenAI's own API (no `base_url`).
+
+`openai` is imported when a conversation starts, never at `hud.agents` import time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, api_key, parse_arguments,
+                             png_base64)
+from hud.agents.tools import Tool, ToolResult
+
+KEY_VARIABLE = "OPENAI_API_KEY"
+#: sent when a local server needs no key (the SDK insists on one)
+NO_KEY = "not-needed"
+
+
+class ChatCompletionsAgent(ModelAgent):
+    """Any model behind an OpenAI-compatible Chat Completions endpoint.
+
+    Args:
+        model: the model id the server knows.
+        base_url: the server's API root, e.g. "http://127.0.0.1:8000/v1".
+        api_key: defaults to $OPENAI_API_KEY; a placeholder for servers that need none.
+        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
+        timeout: seconds per API request.
+        temperature: sampling temperature; the server's default when None.
+        extra_body: extra JSON fields some servers take (e.g. vLLM's sampling options).
+        **options: see `ModelAgent` (max_steps, system, max_tokens, tools).
+
+    Raises:
+        ConfigError: no `base_url`, no key given, and $OPENAI_API_KEY is not set.
+    """
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 max_retries: int = 2, timeout: float = 600.0, temperature: float | None = None,
+                 extra_body: dict[str, Any] | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.base_url = base_url
+        if base_url is None:
+            self.api_key = _key(api_key)
+        else:
+            self.api_key = api_key or os.environ.get(KEY_VARIABLE) or NO_KEY
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.temperature = temperature
+        self.extra_body = extra_body
+
+    def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
+        return ChatConversation(self, prompt, tools)
+
+
+def _key(given: str | None) -> str:
+    return api_key(given, KEY_VARIABLE)
+
+
+class ChatConversation(Conversation):
+    """One rollout's messages with a Chat Completions endpoint."""
+
+    def __init__(self, agent: ChatCompletionsAgent, prompt: str, tools: list[Tool]) -> None:
+        import openai
+
+        self.agent = agent
+        self.client = openai.AsyncOpenAI(api_key=agent.api_key, base_url=agent.base_url,
+                                         max_retries=agent.max_retries, timeout=agent.timeout)
+        self.tools = [{"type": "function", "function": {
+            "name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in tools]
+        self.messages: list[Any] = []
+        if agent.system:
+            self.messages.append({"role": "system", "content": agent.system})
+        self.messages.append({"role": "user", "content": prompt})
+
+    async def ask(self) -> Turn:
+        agent = self.agent
+        options: dict[str, Any] = {}
+        if self.tools:
+            options["tools"] = self.tools
+        if agent.max_tokens:
+            options["max_tokens"] = agent.max_tokens
+        if agent.temperature is not None:
+            options["temperature"] = agent.temperature
+        if agent.extra_body:
+            options["extra_body"] = agent.extra_body
+        completion = await self.client.chat.completions.create(
+            model=agent.model, messages=self.messages, **options)
+        if not completion.choices:
+            raise ValueError(f"the server at {agent.base_url} answered with no choices: "
+                             f"{completion.model_dump_json()[:500]}")
+        choice = completion.choices[0]
+        message = choice.message
+        calls = [ToolCall(c.id, c.function.name, parse_arguments(c.function.arguments),
+                          c.function.arguments or "")
+                 for c in message.tool_calls or [] if c.type == "function"]
+        entry: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+        if calls:
+            entry["tool_calls"] = [{"id": c.id, "type": "function",
+                                    "function": {"name": c.name, "arguments": c.raw or "{}"}}
+                                   for c in calls]
+        self.messages.append(entry)
+        usage: dict[str, int] = {}
+        if completion.usage is not None:
+            usage = {"input_tokens": completion.usage.prompt_tokens,
+                     "output_tokens": completion.usage.completion_tokens}
+        stop = None
+        if message.refusal or choice.finish_reason == "content_filter":
+            stop = "refused"
+        elif choice.finish_reason == "length":
+            stop = "max_tokens"
+        return Turn(text=message.content or message.refusal or "", calls=calls, usage=usage,
+                    finish=choice.finish_reason, stop=stop)
+
+    def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
+        images: list[dict[str, Any]] = []
+        for call, result in results:
+            text = result.text or "(no output)"
+            self.messages.append({"role": "tool", "tool_call_id": call.id,
+                                  "content": f"ERROR: {text}" if result.is_error else text})
+            images += [{"type": "image_url",
+                        "image_url": {"url": f"data:image/png;base64,{png_base64(image)}"}}
+                       for image in result.images]
+        if images:
+            self.messages.append({"role": "user", "content": [
+                {"type": "text", "text": "Images returned by the tool calls above:"}, *images]})
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,151 @@
+"""The Claude harness: Anthropic's Messages API through the official `anthropic` SDK.
+
+Wire mapping:
+    Tool            -> {"name", "description", "input_schema"}
+    model turn      <- Message: `text` and `tool_use` blocks, `stop_reason`, `usage`
+    tool results    -> one user message of `tool_result` blocks (text, PNG images,
+                       `is_error`), answering every `tool_use` of the turn by id
+
+Claude is trained on Anthropic's own bash and text-editor tools, so with `native_tools`
+(the default, except for claude-3 models) the toolset's `bash` and `edit` are declared as
+those (`bash_20250124`, `text_editor_20250728` named `str_replace_based_edit_tool`) and
+their calls are routed back to ours: the argument names are the same.
+
+The assistant's blocks go back in the history as the API sent them (thinking blocks
+keep their signatures), so extended thinking works across tool calls. One SDK client
+per rollout, closed with it: an HTTP connection pool belongs to one event loop.
+
+`anthropic` is imported when a conversation starts, never at `hud.agents` import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, api_key, png_base64
+from hud.agents.tools import Tool, ToolResult
+
+KEY_VARIABLE = "ANTHROPIC_API_KEY"
+#: our tool name -> the Anthropic-defined tool declared in its place
+NATIVE_TOOLS = {
+    "bash": {"type": "bash_20250124", "name": "bash"},
+    "edit": {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+}
+#: output tokens per turn when the agent sets no max_tokens (the API requires a value)
+CLAUDE_MAX_TOKENS = 16384
+
+
+class ClaudeAgent(ModelAgent):
+    """Claude models on the Anthropic Messages API.
+
+    Args:
+        model: e.g. "claude-sonnet-4-5".
+        api_key: defaults to $ANTHROPIC_API_KEY.
+        base_url: the API's address; the SDK's default (Anthropic's own API) when None.
+        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
+        timeout: seconds per API request.
+        thinking_budget: tokens of extended thinking per turn; off when None.
+        native_tools: declare `bash` and `edit` as Anthropic's bash and text-editor tools;
+            None means yes except for claude-3 models.
+        **options: see `ModelAgent` (max_steps, system, max_tokens, tools).
+
+    Raises:
+        ConfigError: no key is given and $ANTHROPIC_API_KEY is not set.
+    """
+
+    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                 max_retries: int = 2, timeout: float = 600.0,
+                 thinking_budget: int | None = None, native_tools: bool | None = None,
+                 **options: Any) -> None:
+        super().__init__(model, **options)
+        self.api_key = _key(api_key)
+        self.base_url = base_url
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.thinking_budget = thinking_budget
+        self.native_tools = not model.startswith("claude-3") if native_tools is None else native_tools
+
+    def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
+        return ClaudeConversation(self, prompt, tools)
+
+
+def _key(given: str | None) -> str:
+    return api_key(given, KEY_VARIABLE)
+
+
+class ClaudeConversation(Conversation):
+    """One rollout's message history with Claude."""
+
+    def __init__(self, agent: ClaudeAgent, prompt: str, tools: list[Tool]) -> None:
+        import anthropic
+
+        self.agent = agent
+        self.client = anthropic.AsyncAnthropic(api_key=agent.api_key, base_url=agent.base_url,
+                                               max_retries=agent.max_retries,
+                                               timeout=agent.timeout)
+        self.tools: list[dict[str, Any]] = []
+        #: tool name on the wire -> our tool's name, for the native tools
+        self.aliases: dict[str, str] = {}
+        for tool in tools:
+            native = NATIVE_TOOLS.get(tool.name) if agent.native_tools else None
+            if native is not None:
+                self.tools.append(dict(native))
+                self.aliases[native["name"]] = tool.name
+            else:
+                self.tools.append({"name": tool.name, "description": tool.description,
+                                   "input_schema": tool.parameters})
+        self.messages: list[Any] = [{"role": "user", "content": prompt}]
+
+    async def ask(self) -> Turn:
+        agent = self.agent
+        options: dict[str, Any] = {}
+        if self.tools:
+            options["tools"] = self.tools
+        if agent.system:
+            options["system"] = agent.system
+        if agent.thinking_budget:
+            options["thinking"] = {"type": "enabled", "budget_tokens": agent.thinking_budget}
+        message = await self.client.messages.create(
+            model=agent.model, max_tokens=agent.max_tokens or CLAUDE_MAX_TOKENS,
+            messages=self.messages, **options)
+        self.messages.append({"role": "assistant",
+                              "content": [_block_param(block) for block in message.content]})
+        text = "".join(block.text for block in message.content if block.type == "text")
+        calls = [ToolCall(block.id, self.aliases.get(block.name, block.name),
+                          block.input if isinstance(block.input, dict) else None, repr(block.input))
+                 for block in message.content if block.type == "tool_use"]
+        usage = {"input_tokens": message.usage.input_tokens,
+                 "output_tokens": message.usage.output_tokens}
+        for extra in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+            if getattr(message.usage, extra, None):
+                usage[extra] = getattr(message.usage, extra)
+        stop = {"refusal": "refused", "max_tokens": "max_tokens",
+                "model_context_window_exceeded": "max_tokens"}.get(message.stop_reason or "")
+        return Turn(text=text, calls=calls, usage=usage, finish=message.stop_reason, stop=stop)
+
+    def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
+        blocks = []
+        for call, result in results:
+            content: list[dict[str, Any]] = [{"type": "text", "text": result.text or "(no output)"}]
+            content += [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                     "data": png_base64(image)}}
+                        for image in result.images]
+            blocks.append({"type": "tool_result", "tool_use_id": call.id, "content": content,
+                           "is_error": result.is_error})
+        self.messages.append({"role": "user", "content": blocks})
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _block_param(block: Any) -> dict[str, Any]:
+    """A response content block as a request content block."""
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if block.type == "thinking":
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    return block.model_dump(mode="json", exclude_unset=True)

@@ -1,0 +1,143 @@
+"""The Gemini harness: the Gemini API through the official `google-genai` SDK.
+
+Wire mapping:
+    Tool            -> FunctionDeclaration(name, description, parameters_json_schema)
+    model turn      <- candidates[0].content: `text` and `function_call` parts,
+                       `finish_reason`, `usage_metadata`
+    tool results    -> one user Content of `function_response` parts ({"output": text}
+                       or {"error": text}), matched by id when the model gave one, then
+                       PNG images as inline data parts
+
+The model's Content goes back into the history as the API sent it, so thought signatures
+(required by thinking models across function calls) are kept. The SDK's automatic function
+calling is off: this loop runs the tools. One SDK client per rollout, closed with it.
+
+`google.genai` is imported when a conversation starts, never at `hud.agents` import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, api_key
+from hud.agents.tools import Tool, ToolResult
+
+KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+#: finish reasons that mean the model would not answer
+REFUSALS = {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY",
+            "MODEL_ARMOR"}
+
+
+class GeminiAgent(ModelAgent):
+    """Gemini models on the Gemini API (google-genai).
+
+    Args:
+        model: e.g. "gemini-2.5-pro".
+        api_key: defaults to $GEMINI_API_KEY, else $GOOGLE_API_KEY.
+        base_url: the API's address; the SDK's default (Google's own API) when None.
+        max_retries: the SDK's retries of failed requests.
+        timeout: seconds per API request.
+        **options: see `ModelAgent` (max_steps, system, max_tokens, tools).
+
+    Raises:
+        ConfigError: no key is given and neither variable is set.
+    """
+
+    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                 max_retries: int = 2, timeout: float = 600.0, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.api_key = _key(api_key)
+        self.base_url = base_url
+        self.max_retries = max_retries
+        self.timeout = timeout
+
+    def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
+        return GeminiConversation(self, prompt, tools)
+
+
+def _key(given: str | None) -> str:
+    return api_key(given, *KEY_VARIABLES)
+
+
+class GeminiConversation(Conversation):
+    """One rollout's contents with Gemini."""
+
+    def __init__(self, agent: GeminiAgent, prompt: str, tools: list[Tool]) -> None:
+        from google import genai
+        from google.genai import types
+
+        self.agent = agent
+        self.types = types
+        http = types.HttpOptions(
+            base_url=agent.base_url, timeout=int(agent.timeout * 1000),
+            retry_options=types.HttpRetryOptions(attempts=agent.max_retries + 1))
+        self.client = genai.Client(api_key=agent.api_key, http_options=http).aio
+        declarations = [types.FunctionDeclaration(name=t.name, description=t.description,
+                                                  parameters_json_schema=t.parameters)
+                        for t in tools]
+        self.config = types.GenerateContentConfig(
+            system_instruction=agent.system or None,
+            max_output_tokens=agent.max_tokens or None,
+            tools=[types.Tool(function_declarations=declarations)] if declarations else None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        self.contents: list[Any] = [types.Content(role="user", parts=[types.Part(text=prompt)])]
+        #: ids we made up for calls the model sent without one: they never go on the wire
+        self.made_up: set[str] = set()
+
+    async def ask(self) -> Turn:
+        response = await self.client.models.generate_content(
+            model=self.agent.model, contents=self.contents, config=self.config)
+        usage: dict[str, int] = {}
+        meta = response.usage_metadata
+        if meta is not None:
+            usage = {"input_tokens": meta.prompt_token_count or 0,
+                     "output_tokens": meta.candidates_token_count or 0}
+            if meta.thoughts_token_count:
+                usage["reasoning_tokens"] = meta.thoughts_token_count
+        if not response.candidates:
+            feedback = response.prompt_feedback
+            reason = str(getattr(feedback, "block_reason", None) or "no candidates")
+            return Turn(text="", usage=usage, finish=reason, stop="refused")
+        candidate = response.candidates[0]
+        content = candidate.content or self.types.Content(role="model", parts=[])
+        if not content.role:
+            content.role = "model"
+        self.contents.append(content)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for i, part in enumerate(content.parts or []):
+            if part.function_call is not None:
+                call = part.function_call
+                call_id = call.id
+                if not call_id:
+                    call_id = f"call-{len(self.contents)}-{i}"
+                    self.made_up.add(call_id)
+                calls.append(ToolCall(call_id, call.name or "", dict(call.args or {}),
+                                      repr(call.args)))
+            elif part.text and not part.thought:
+                texts.append(part.text)
+        finish = candidate.finish_reason
+        finish_name = getattr(finish, "value", None) or (str(finish) if finish else None)
+        stop = None
+        if finish_name in REFUSALS:
+            stop = "refused"
+        elif finish_name == "MAX_TOKENS":
+            stop = "max_tokens"
+        return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish_name, stop=stop)
+
+    def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
+        types = self.types
+        parts = []
+        images = []
+        for call, result in results:
+            key = "error" if result.is_error else "output"
+            call_id = None if call.id in self.made_up else call.id
+            parts.append(types.Part(function_response=types.FunctionResponse(
+                id=call_id, name=call.name, response={key: result.text or "(no output)"})))
+            images += [types.Part(inline_data=types.Blob(mime_type="image/png", data=image))
+                       for image in result.images]
+        self.contents.append(types.Content(role="user", parts=parts + images))
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,144 @@
+"""The OpenAI harness: the Responses API through the official `openai` SDK.
+
+Wire mapping:
+    Tool            -> {"type": "function", "name", "description", "parameters", "strict": False}
+    model turn      <- Response: `output` items (`message`, `function_call`, `reasoning`),
+                       `status` and `incomplete_details`, `usage`
+    tool results    -> one `function_call_output` input item per call, by `call_id`
+                       (images follow as a user message: function outputs carry text)
+
+The conversation is kept on our side: each request sends the whole input list, with the
+output items of earlier responses echoed back as the API sent them (reasoning items
+included, so reasoning models keep their chain across tool calls). Nothing depends on
+`previous_response_id`, so a fake server needs no state and `store=False` works.
+One SDK client per rollout, closed with it.
+
+`openai` is imported when a conversation starts, never at `hud.agents` import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, api_key, parse_arguments,
+                             png_base64)
+from hud.agents.tools import Tool, ToolResult
+
+KEY_VARIABLE = "OPENAI_API_KEY"
+
+
+class OpenAIResponsesAgent(ModelAgent):
+    """OpenAI models (gpt-*, o-series) on the Responses API.
+
+    Args:
+        model: e.g. "gpt-5" or "o4-mini".
+        api_key: defaults to $OPENAI_API_KEY.
+        base_url: the API's address; the SDK's default (OpenAI's own API) when None.
+        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
+        timeout: seconds per API request.
+        reasoning_effort: "low", "medium" or "high" for reasoning models; the API's default
+            when None.
+        store: whether OpenAI keeps the responses (`store`); reasoning items then travel
+            encrypted in the history instead.
+        **options: see `ModelAgent` (max_steps, system, max_tokens, tools).
+
+    Raises:
+        ConfigError: no key is given and $OPENAI_API_KEY is not set.
+    """
+
+    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                 max_retries: int = 2, timeout: float = 600.0,
+                 reasoning_effort: str | None = None, store: bool = True,
+                 **options: Any) -> None:
+        super().__init__(model, **options)
+        self.api_key = _key(api_key)
+        self.base_url = base_url
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.reasoning_effort = reasoning_effort
+        self.store = store
+
+    def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
+        return ResponsesConversation(self, prompt, tools)
+
+
+def _key(given: str | None) -> str:
+    return api_key(given, KEY_VARIABLE)
+
+
+class ResponsesConversation(Conversation):
+    """One rollout's input items with the Responses API."""
+
+    def __init__(self, agent: OpenAIResponsesAgent, prompt: str, tools: list[Tool]) -> None:
+        import openai
+
+        self.agent = agent
+        self.client = openai.AsyncOpenAI(api_key=agent.api_key, base_url=agent.base_url,
+                                         max_retries=agent.max_retries, timeout=agent.timeout)
+        self.tools = [{"type": "function", "name": t.name, "description": t.description,
+                       "parameters": t.parameters, "strict": False} for t in tools]
+        self.input: list[Any] = [{"role": "user", "content": prompt}]
+
+    async def ask(self) -> Turn:
+        agent = self.agent
+        options: dict[str, Any] = {}
+        if self.tools:
+            options["tools"] = self.tools
+        if agent.system:
+            options["instructions"] = agent.system
+        if agent.max_tokens:
+            options["max_output_tokens"] = agent.max_tokens
+        if agent.reasoning_effort:
+            options["reasoning"] = {"effort": agent.reasoning_effort}
+        if not agent.store:
+            options["store"] = False
+            options["include"] = ["reasoning.encrypted_content"]
+        response = await self.client.responses.create(
+            model=agent.model, input=self.input, **options)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        refused = False
+        for item in response.output:
+            self.input.append(item.model_dump(mode="json", exclude_unset=True, by_alias=True))
+            if item.type == "message":
+                for part in item.content:
+                    if part.type == "output_text":
+                        texts.append(part.text)
+                    elif part.type == "refusal":
+                        texts.append(part.refusal)
+                        refused = True
+            elif item.type == "function_call":
+                calls.append(ToolCall(item.call_id, item.name, parse_arguments(item.arguments),
+                                      item.arguments))
+        usage: dict[str, int] = {}
+        if response.usage is not None:
+            usage = {"input_tokens": response.usage.input_tokens,
+                     "output_tokens": response.usage.output_tokens}
+            details = response.usage.output_tokens_details
+            if details is not None and getattr(details, "reasoning_tokens", None):
+                usage["reasoning_tokens"] = details.reasoning_tokens
+        finish: str | None = response.status
+        stop = None
+        if refused:
+            stop = "refused"
+        elif response.status == "incomplete":
+            reason = getattr(response.incomplete_details, "reason", None)
+            finish = f"incomplete: {reason}"
+            stop = "refused" if reason == "content_filter" else "max_tokens"
+        return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish, stop=stop)
+
+    def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
+        images: list[dict[str, Any]] = []
+        for call, result in results:
+            text = result.text or "(no output)"
+            self.input.append({"type": "function_call_output", "call_id": call.id,
+                               "output": f"ERROR: {text}" if result.is_error else text})
+            images += [{"type": "input_image", "detail": "auto",
+                        "image_url": f"data:image/png;base64,{png_base64(image)}"}
+                       for image in result.images]
+        if images:
+            self.input.append({"role": "user", "content": [
+                {"type": "input_text", "text": "Images returned by the tool calls above:"}, *images]})
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,141 @@
+"""Eval on real Docker: a fresh container per rollout, typed infra errors, hud prune."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hud.agents import NopAgent, OracleAgent
+from hud.eval import DockerPlacement, Taskset
+from tests.docker_fixtures import base_layer, docker_cli, env_dir, image_tags, unique_tag  # noqa: F401
+
+pytestmark = pytest.mark.docker
+
+LETTERS = (Path(__file__).resolve().parent.parent / "envs" / "letters.py").read_text()
+
+
+@pytest.fixture(scope="module")
+def letters_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+    from hud.build import build_env
+
+    folder = env_dir(tmp_path_factory.mktemp("letters"), "letters", LETTERS)
+    tag = unique_tag("hud-test-letters")
+    build_env(folder, tag=tag)
+    yield tag
+    docker_cli("rmi", "-f", tag, timeout=120)
+
+
+def job_containers(job_id: str) -> list[str]:
+    done = docker_cli("ps", "-aq", "--filter", f"label=org.hud.job={job_id}", check=True)
+    return done.stdout.split()
+
+
+async def test_oracle_and_nop_in_docker_placement(letters_image: str) -> None:
+    """Oracle grades 1.0 and nop 0.0 in fresh containers, all removed afterwards."""
+    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    oracle = await tasks.run(OracleAgent(), group=2, runtime=f"docker:{letters_image}")
+    assert oracle.reward == 1.0, [r.error for r in oracle.errors]
+    assert {r.placement["container"] for r in oracle.runs}.__len__() == 6  # one per rollout
+    nop = await tasks.run(NopAgent(), runtime=DockerPlacement(letters_image))
+    assert nop.reward == 0.0 and not nop.errors
+    assert job_containers(oracle.id) == [] and job_containers(nop.id) == []
+
+
+async def test_rollout_containers_have_no_network(letters_image: str) -> None:
+    """Rollout containers run with --network none and dropped capabilities."""
+    seen: dict[str, str] = {}
+
+    async def inspect(run):  # type: ignore[no-untyped-def]
+        container = run._lease.info["container"]
+        done = docker_cli("inspect", "-f", "{{.HostConfig.NetworkMode}} {{.HostConfig.CapDrop}}",
+                          container, check=True)
+        seen["config"] = done.stdout.strip()
+        return await run.solve()
+
+    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    job = await tasks.filter(["count_letter-7723267a"]).run(inspect, runtime=f"docker:{letters_image}")
+    assert job.reward == 1.0
+    assert seen["config"] == "none [ALL]"
+
+
+async def test_container_killed_mid_rollout_is_infra_error_and_retried(letters_image: str) -> None:
+    """A container that dies under the agent: infra_error, never 0.0; a retry completes it."""
+    killed = {"done": False}
+
+    async def killer(run):  # type: ignore[no-untyped-def]
+        if not killed["done"]:
+            killed["done"] = True
+            docker_cli("kill", run._lease.info["container"], check=True)
+        return await run.solve()
+
+    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    job = await tasks.filter(["count_letter-7723267a"]).run(killer, runtime=f"docker:{letters_image}", retries=1)
+    first, second = sorted(job.runs, key=lambda r: r.attempt)
+    assert first.status == "infra_error" and first.reward is None
+    assert "container" in first.error
+    assert second.status == "completed" and second.reward == 1.0
+    assert job.reward == 1.0 and job.errors == []
+
+
+def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp_path: Path) -> None:
+    """SIGKILL an eval mid-rollout; `hud prune` removes what it left."""
+    script = tmp_path / "slow_eval.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from hud.eval import Taskset\n"
+        f"tasks = Taskset.from_source({str(Path(__file__).resolve().parent.parent / 'envs' / 'letters.py')!r})\n"
+        "async def sleepy(run):\n"
+        "    print('AGENT-RUNNING', flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        f"asyncio.run(tasks.filter(['count_letter-7723267a']).run(sleepy, runtime='docker:{letters_image}'))\n"
+    )
+    env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert b"AGENT-RUNNING" in line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        left = docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split()
+        assert left, "the killed job should have left its container"
+        done = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0 and f"removed {len(left)} container(s)" in done.stdout
+        assert docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split() == []
+    finally:
+        proc.kill()
+
+
+def test_hud_task_list_reads_the_image_label(letters_image: str) -> None:
+    """`hud task list --image` lists tasks without starting a container."""
+    done = subprocess.run([sys.executable, "-m", "hud.cli.main", "task", "list", "--image",
+                           letters_image, "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["tasks"]) == 3
+
+
+def test_eval_cli_defaults_to_docker_for_a_built_dir(letters_image: str, tmp_path: Path) -> None:
+    """A directory with hud.lock.json runs in docker placement, said on the first line."""
+    from hud.build import build_env
+
+    folder = env_dir(tmp_path, "built", LETTERS)
+    tag = unique_tag("hud-test-built")
+    try:
+        build_env(folder, tag=tag)
+        env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs")}
+        done = subprocess.run([sys.executable, "-m", "hud.cli.main", "eval", str(folder), "oracle"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[0].startswith(f"placement: docker ({tag}")
+        assert "reward 1.000 over 3 completed runs" in done.stdout
+    finally:
+        docker_cli("rmi", "-f", tag, timeout=120)

@@ -1,0 +1,98 @@
+"""Helpers for the browser and desktop tests: real binaries, a real in-process daemon,
+real tunnels (the `local` placement), and a TCP forwarder for clients that want a URL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hud.environment import Environment
+from hud.eval.placement import Lease, LocalPlacement
+from hud.eval.rollout import RunContext
+from hud.eval.traces import TraceWriter
+from hud.tunnel import splice
+
+
+def need(*binaries: str) -> None:
+    """Skip the test when one of `binaries` is really not installed here."""
+    for binary in binaries:
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed (apt-get install the browser/desktop "
+                        f"packages listed in images/)")
+
+
+@contextlib.asynccontextmanager
+async def served(env: Environment) -> AsyncIterator[Lease]:
+    """The env in an in-process daemon (capabilities started); yields a rollout's lease."""
+    placement = LocalPlacement(env)
+    lease = await placement.open("job", "rollout")
+    try:
+        yield lease
+    finally:
+        await lease.close()
+        await placement.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def run_context(env: Environment, trace_dir: Path) -> AsyncIterator[RunContext]:
+    """A real `RunContext` for the first template of `env`, over the local placement."""
+    async with served(env) as lease:
+        manifest = await lease.channel.call("hello", {"client": "test"})
+        task = next(iter(env.templates.values()))()
+        trace = TraceWriter(trace_dir / "trace1.jsonl")
+        try:
+            yield RunContext(task, "prompt", {}, manifest, lease, trace)
+        finally:
+            trace.close()
+
+
+@contextlib.asynccontextmanager
+async def forwarder(lease: Lease, name: str) -> AsyncIterator[int]:
+    """A loopback port whose every connection is a fresh tunnel to capability `name`."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await lease.tunnel(name)
+        await splice(reader, writer, up_reader, up_writer)
+
+    def spawn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(handle(reader, writer))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(spawn, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+
+
+def colours(rgb: bytes, step: int = 101) -> int:
+    """How many distinct colours a sample of an RGB buffer holds."""
+    return len({rgb[i:i + 3] for i in range(0, len(rgb) - 3, 3 * step)})
+
+
+def differing_pixels(a: bytes, b: bytes) -> int:
+    """How many pixels differ between two same-sized RGB buffers."""
+    return sum(1 for i in range(0, min(len(a), len(b)), 3) if a[i:i + 3] != b[i:i + 3])
+
+
+async def wait_for(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll async `check()` until truthy; fail the test after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {check}")
+        await asyncio.sleep(interval)
