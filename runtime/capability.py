@@ -7,6 +7,8 @@ server pipes bytes to `binding.url`.
 
 Lifecycle, driven by the daemon:
     start()        once, after the environment's initialize hooks; returns the Binding
+    before_grade() the agent answered: stop what it could still do, so that nothing it
+                   left running can tamper with grading
     task_ended()   after every task is graded or cancelled (kill what the agent left)
     healthy()      polled; False makes the daemon restart it (stop + start)
     stop()         once, at shutdown, before the shutdown hooks
@@ -34,6 +36,9 @@ class Capability(abc.ABC):
     @abc.abstractmethod
     async def stop(self) -> None:
         """Stop serving and release every process and port. Must be idempotent."""
+
+    async def before_grade(self) -> None:
+        """The agent has answered: stop anything it left running before grading starts."""
 
     async def task_ended(self) -> None:
         """A task was graded or cancelled: end what the agent started for it."""

@@ -296,6 +296,13 @@ class ControlServer:
         session = self._select(conn, params.id, params.session_id)
         run = session.run
         assert run is not None
+        assert self.env is not None
+        for capability in self.env.capabilities.values():
+            try:
+                await capability.before_grade()
+            except Exception:
+                log.exception("capability %s failed to stop the agent before grading",
+                              capability.name)
         try:
             return await run.grade(params.answer)
         finally:

@@ -94,6 +94,10 @@ class User:
         return [SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
 
 
+DEFAULT_AGENT = "agent"
+AGENT_USER_ENV = "HUD_AGENT_USER"
+
+
 def resolve_user(name: str | None) -> User:
     """Look up `name` in the passwd database; `None` is the daemon's own user.
 
@@ -102,6 +106,10 @@ def resolve_user(name: str | None) -> User:
             switch to it.
     """
     euid = os.geteuid()
+    if name == DEFAULT_AGENT and AGENT_USER_ENV in os.environ:
+        # a dev host without the image's `agent` account: HUD_AGENT_USER names another
+        # login, or is empty for the daemon's own user (local placement, no isolation)
+        name = os.environ[AGENT_USER_ENV] or None
     if name is None:
         entry = pwd.getpwuid(euid)
     else:

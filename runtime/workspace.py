@@ -213,6 +213,10 @@ class Workspace(Capability):
         if killed:
             log.info("task ended: killed %d process(es) of %s", killed, self._user.name)
 
+    async def before_grade(self) -> None:
+        """The agent answered: its processes end now, so none can interfere with grading."""
+        await self.task_ended()
+
     async def healthy(self) -> bool:
         """Whether the listener still accepts connections."""
         return self._acceptor is not None and bool(self._acceptor.is_serving())

@@ -45,6 +45,13 @@ async def secret():
 
 
 @env.template()
+async def quiet_at_grading():
+    answer = yield "Leave something running."
+    left = await ws.run("pgrep -u agent -a || true", user="root", timeout=30)
+    yield {"score": 0.0 if left.stdout.strip() else 1.0, "info": {"left": left.stdout}}
+
+
+@env.template()
 async def edit_file():
     await ws.run("printf 'x = 1\\n' > /workspace/value.py", user="agent", timeout=30)
     answer = yield "Change x to 2 in /workspace/value.py."
@@ -197,3 +204,10 @@ def test_hud_ssh_runs_a_command(running: str, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "agent"
+
+
+def test_agent_processes_are_stopped_before_grading(ssh_cmd, running: str, containers) -> None:  # noqa: F811
+    """Processes the agent left running are gone by the time the grader runs."""
+    containers.hud(running, "task", "start", "quiet_at_grading")
+    ssh_cmd("setsid nohup sleep 1000 >/dev/null 2>&1 & echo started")
+    assert containers.hud(running, "task", "grade", "quiet_at_grading", "--answer", "x") == "1.0"

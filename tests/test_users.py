@@ -129,3 +129,16 @@ def test_kill_by_uid_spares_service_sessions(throwaway_user: pwd.struct_passwd) 
         release_session(service.pid)
         service.kill()
         service.wait(timeout=10)
+
+
+def test_hud_agent_user_overrides_the_default_agent(monkeypatch) -> None:
+    """HUD_AGENT_USER="" makes the default `agent` login the daemon's own user (dev hosts)."""
+    import os
+    import pwd
+
+    from hud.users import resolve_user
+
+    monkeypatch.setenv("HUD_AGENT_USER", "")
+    assert resolve_user("agent").uid == os.geteuid()
+    monkeypatch.setenv("HUD_AGENT_USER", pwd.getpwuid(0).pw_name)
+    assert resolve_user("agent").uid == 0

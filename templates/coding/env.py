@@ -25,6 +25,9 @@ env = Environment(name="fix-bug")
 
 HERE = Path(__file__).resolve().parent
 WORKSPACE = Path(os.environ.get("HUD_WORKSPACE", "/workspace"))
+# The agent's shell and files: ssh into the workspace as `agent` (uid 1000), reached from
+# the host through `hud connect --tunnel shell` (or `hud ssh CONTAINER`).
+workspace = env.workspace(str(WORKSPACE))
 AGENT_UID = 1000
 GRADE_TIMEOUT = 60.0
 

@@ -39,7 +39,11 @@ async def write_note(text: str = "Meeting moved to 3pm"):
     """Type a note into the Notes app and save it."""
     output = current["output"] = _output_file()
     try:
-        await desktop.run_app([sys.executable, str(APP), str(output)])
+        # the app runs as the agent, who cannot read this root-only directory: give it a copy
+        app = output.parent / APP.name
+        shutil.copyfile(APP, app)
+        app.chmod(0o644)
+        await desktop.run_app([sys.executable, str(app), str(output)])
         await desktop.wait_window("^Notes$")
         yield (f"A window titled 'Notes' is open on the desktop. Type exactly '{text}' into "
                f"its text field and click Save. Reply 'done' when finished.")

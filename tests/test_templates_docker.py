@@ -1,0 +1,73 @@
+"""Every shipped template, built into an image and run in docker placement: the oracle
+grades 1.0 and nop 0.0. A provider harness (Claude, against a local fake of its API)
+fixes the coding template's bug over ssh inside a real container."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hud.agents import NopAgent, OracleAgent
+from hud.eval import DockerPlacement, Taskset
+from tests.docker_fixtures import base_layer, docker_cli, unique_tag  # noqa: F401
+
+pytestmark = pytest.mark.docker
+
+# robot: its oracle is a policy (hud.robot.RobotAgent + ReacherController), see tests/robot
+CHAT_TEMPLATES = ("blank", "coding", "browser", "desktop")
+
+
+@pytest.fixture(scope="module")
+def template_images(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+    """Build each template once for the module; remove the images afterwards."""
+    from hud.build import build_env
+    from hud.scaffold import scaffold
+
+    built: dict[str, tuple[Path, str]] = {}
+
+    def get(template: str) -> tuple[Path, str]:
+        if template not in built:
+            folder, _ = scaffold(tmp_path_factory.mktemp(template) / f"t-{template}", template)
+            tag = unique_tag(f"hud-test-tpl-{template}")
+            build_env(folder, tag=tag)
+            built[template] = (folder, tag)
+        return built[template]
+
+    yield get
+    for _, tag in built.values():
+        docker_cli("rmi", "-f", tag, timeout=120)
+
+
+@pytest.mark.parametrize("template", CHAT_TEMPLATES)
+async def test_oracle_one_nop_zero_in_docker(template: str, template_images) -> None:
+    """oracle → 1.0 and nop → 0.0 on every task of the template, a container per rollout."""
+    folder, tag = template_images(template)
+    tasks = Taskset.from_source(folder)
+    placement = DockerPlacement(tag)
+    oracle = await tasks.run(OracleAgent(), runtime=placement, max_concurrent=2)
+    assert oracle.reward == 1.0, [r.error for r in oracle.runs]
+    nop = await tasks.run(NopAgent(), runtime=placement, max_concurrent=2)
+    assert nop.reward == 0.0, [r.error for r in nop.runs]
+
+
+async def test_claude_fixes_the_bug_over_ssh_in_a_container(template_images) -> None:
+    """Scripted Claude tool calls run over ssh in the container; the fix grades 1.0."""
+    from tests.agents.providers import Anthropic, serve
+
+    folder, tag = template_images("coding")
+    wire = Anthropic("anthropic")
+    for api in serve():
+        api.script = [
+            (200, wire.tool_call("c1", "bash", {"command": "grep -n 'mid + 1' stats/core.py"})),
+            (200, wire.tool_call("c2", wire.edit_tool, {
+                "command": "str_replace", "path": "stats/core.py",
+                "old_str": "ordered[mid + 1]", "new_str": "ordered[mid - 1]"})),
+            (200, wire.answer("median used the wrong neighbour")),
+        ]
+        job = await Taskset.from_source(folder).run(wire.agent(api), runtime=f"docker:{tag}")
+        run = job.runs[0]
+        assert (run.status, run.reward) == ("completed", 1.0), run.error
+        grep, = wire.tool_results(api.requests[1])
+        assert "return (ordered[mid] + ordered[mid + 1]) / 2" in grep["text"]
+        assert [e["type"] for e in run.trace].count("tool_result") == 2
