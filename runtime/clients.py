@@ -103,7 +103,7 @@ class LocalPort:
         self.name = name
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -111,23 +111,27 @@ class LocalPort:
         return self.port
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        self._writers.add(writer)
         try:
             up_reader, up_writer = await self.opener(self.name)
-            await splice(reader, writer, up_reader, up_writer)
         except Exception:
             writer.close()
+            self._writers.discard(writer)
+            return
+        self._writers.add(up_writer)
+        try:
+            await splice(reader, writer, up_reader, up_writer)
         finally:
-            self._tasks.discard(task)
+            self._writers.discard(writer)
+            self._writers.discard(up_writer)
 
     async def stop(self) -> None:
+        """Stop listening and close every forwarded connection (their tunnels end too)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        self._tasks.clear()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
 
 
 class _McpSession:

@@ -1,0 +1,107 @@
+"""Capabilities through exec tunnels into a real container, vs a bare `docker exec`.
+
+    python bench/bench_tunnel.py [--runs 20]
+
+Builds a small environment (ssh workspace + one MCP tool), starts it with
+`--network none`, and measures, in the same run:
+  - `docker exec C true` (the baseline: what any exec-based harness pays per command);
+  - a command round trip over an already open ssh session (asyncssh over the tunnel);
+  - opening a new tunnel connection (ssh handshake included);
+  - an MCP tool call over an open session;
+  - the daemon's resident memory with ssh and mcp started (MB).
+Prints medians and ratios; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ENV = '''
+from hud import Environment
+env = Environment(name="bench-tunnel")
+ws = env.workspace()
+
+@env.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+@env.template()
+async def noop():
+    answer = yield "nothing"
+    yield 1.0
+'''
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    opts = parser.parse_args()
+
+    import hud
+    from hud.build import build_env
+
+    folder = Path(tempfile.mkdtemp(prefix="hud-bench-tunnel-")) / "env"
+    folder.mkdir()
+    (folder / "env.py").write_text(ENV)
+    tag = "hud-bench-tunnel"
+    build_env(folder, tag=tag)
+    name = subprocess.run(["docker", "run", "-d", "--network", "none", tag], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    try:
+        for _ in range(200):
+            if subprocess.run(["docker", "exec", name, "hud", "health"],
+                              capture_output=True).returncode == 0:
+                break
+        execs = []
+        for _ in range(opts.runs):
+            t0 = time.perf_counter()
+            subprocess.run(["docker", "exec", name, "true"], check=True)
+            execs.append(time.perf_counter() - t0)
+        async with await hud.attach(name) as env:
+            opens = []
+            for _ in range(max(3, opts.runs // 4)):
+                t0 = time.perf_counter()
+                conn = await env.ssh()
+                opens.append(time.perf_counter() - t0)
+                conn.close()
+            ssh = await env.ssh()
+            cmds = []
+            for _ in range(opts.runs):
+                t0 = time.perf_counter()
+                await ssh.run("true", check=True)
+                cmds.append(time.perf_counter() - t0)
+            async with env.mcp() as session:
+                calls = []
+                for _ in range(opts.runs):
+                    t0 = time.perf_counter()
+                    await session.call_tool("add", {"a": 1, "b": 2})
+                    calls.append(time.perf_counter() - t0)
+        rss = subprocess.run(["docker", "exec", name, "sh", "-c",
+                              "grep VmRSS /proc/$(pgrep -f 'bin/hud serve' | head -1)/status"],
+                             capture_output=True, text=True).stdout.split()
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    base = median_ms(execs)
+    print(f"{'measure':<48}{'median ms':>10}{'ratio':>8}")
+    for label, samples in (("docker exec C true (baseline)", execs),
+                           ("ssh command on an open session (tunnel)", cmds),
+                           ("open a tunnel + ssh handshake", opens),
+                           ("MCP tool call on an open session (tunnel)", calls)):
+        print(f"{label:<48}{median_ms(samples):>10.1f}{median_ms(samples) / base:>8.2f}")
+    if len(rss) >= 2:
+        print(f"\ndaemon RSS with ssh + mcp started: {int(rss[1]) / 1024:.1f} MB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
