@@ -193,8 +193,13 @@ def _dependency_key(reqs: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _dependencies(dest: Path, reqs: list[str]) -> int:
-    """Copy the cached dependency wheels into `dest` (downloading them on a cache miss)."""
+def fetch_wheels(dest: Path, reqs: list[str]) -> int:
+    """Copy the wheels of `reqs` (and their dependencies) for the image's Python into
+    `dest`, downloading them into the cache on a miss; returns how many.
+
+    Raises:
+        InfraError: the download failed.
+    """
     cached = cache_root() / "wheelhouse" / f"deps-{_dependency_key(reqs)}"
     if not (cached / ".complete").is_file():
         tmp = cached.with_name(cached.name + ".tmp")
@@ -245,5 +250,5 @@ def make_wheelhouse(dest: Path) -> list[str]:
                 shutil.copy2(wheel_file, dest / wheel_file.name)
     hud_wheel = _hud_wheel(dest)
     if not carried:
-        _dependencies(dest, requirements(hud_wheel))
+        fetch_wheels(dest, requirements(hud_wheel))
     return sorted(p.name for p in dest.glob("*.whl"))
