@@ -85,6 +85,7 @@ async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
             30,
         )
     except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        sock.close()
         raise InfraError(f"ssh to capability {binding['name']!r} failed: "
                          f"{type(exc).__name__}: {exc}") from exc
     return conn
@@ -180,3 +181,31 @@ def mcp_session(opener: Opener, binding: dict[str, Any]) -> _McpSession:
         InfraError: the MCP server did not answer.
     """
     return _McpSession(opener, binding)
+
+
+class BindingClients:
+    """Mixin: typed clients for the bindings of whatever has `bindings` and `tunnel(name)`
+    (a rollout's `RunContext`, an attached `RemoteEnv`)."""
+
+    bindings: dict[str, dict[str, Any]]
+
+    async def tunnel(self, name: str) -> Streams:  # pragma: no cover - provided by the host
+        raise NotImplementedError
+
+    async def ssh(self, name: str | None = None) -> Any:
+        """An asyncssh connection to the `ssh/2` capability (`name`, or the only one).
+
+        Raises:
+            ConfigError: no such capability.
+            InfraError: the connection failed.
+        """
+        return await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))
+
+    def mcp(self, name: str | None = None) -> _McpSession:
+        """`async with x.mcp() as session`: the official MCP ClientSession for the
+        `mcp/...` capability (`name`, or the only one).
+
+        Raises:
+            ConfigError: no such capability.
+        """
+        return mcp_session(self.tunnel, pick_binding(self.bindings, "mcp/", name))

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hud.clients import Streams, mcp_session, pick_binding, ssh_connect
+from hud.clients import BindingClients, Streams
 from hud.eval.placement import AttachPlacement, Lease, new_id
 
 
-class RemoteEnv:
+class RemoteEnv(BindingClients):
     """A running environment reached from the host: control channel plus capabilities."""
 
     def __init__(self, target: str, lease: Lease, manifest: dict[str, Any]) -> None:
@@ -53,24 +53,10 @@ class RemoteEnv:
         return await self._lease.tunnel(name)
 
     async def ssh(self, name: str | None = None) -> Any:
-        """An asyncssh connection to the `ssh/2` capability (`name`, or the only one).
-
-        Raises:
-            ConfigError: no such capability.
-            InfraError: the connection failed.
-        """
-        conn = await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))
+        """An asyncssh connection (see `BindingClients.ssh`), closed with this object."""
+        conn = await super().ssh(name)
         self._ssh.append(conn)
         return conn
-
-    def mcp(self, name: str | None = None) -> Any:
-        """`async with env.mcp() as session`: the official MCP ClientSession for the
-        `mcp/...` capability (`name`, or the only one).
-
-        Raises:
-            ConfigError: no such capability.
-        """
-        return mcp_session(self.tunnel, pick_binding(self.bindings, "mcp/", name))
 
     async def close(self) -> None:
         for conn in self._ssh:

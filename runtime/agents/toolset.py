@@ -96,35 +96,14 @@ async def tools_for(run: RunContext, *, stack: contextlib.AsyncExitStack | None 
 
 
 async def connect(run: RunContext, binding: dict[str, Any]) -> Any:
-    """An asyncssh connection to an ssh binding, through the run's tunnel.
-
-    Like `run.ssh()`, but it names the peer: asyncssh (2.24) takes the host and port of a
-    socket it is handed from its peer address, which a socketpair has not.
+    """An asyncssh connection to an ssh binding, through the run's tunnel (host key pinned).
 
     Raises:
         InfraError: the ssh handshake or authentication failed.
     """
-    import asyncssh
+    from hud.clients import ssh_connect
 
-    from hud.clients import socket_for
-    from hud.errors import InfraError
-
-    params = binding.get("params", {})
-    try:
-        client_key = asyncssh.import_private_key(params["client_key"])
-        host_key = asyncssh.import_public_key(params["host_pubkey"])
-    except KeyError as exc:
-        raise InfraError(f"ssh binding {binding['name']!r} lacks param {exc}") from exc
-    sock = await socket_for(run.tunnel, binding["name"])
-    try:
-        return await asyncio.wait_for(asyncssh.connect(
-            binding["name"], sock=sock, username=params.get("user", "agent"),
-            client_keys=[client_key], known_hosts=([host_key], [], []),  # pinned
-            keepalive_interval=30, agent_path=None, config=None), CONNECT_TIMEOUT)
-    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
-        sock.close()
-        raise InfraError(f"ssh to capability {binding['name']!r} failed: "
-                         f"{type(exc).__name__}: {exc}") from exc
+    return await ssh_connect(run.tunnel, binding)
 
 
 async def _close(conn: Any) -> None:

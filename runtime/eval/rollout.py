@@ -13,6 +13,7 @@ import time
 import traceback
 from typing import Any
 
+from hud.clients import BindingClients
 from hud.errors import HudError, InfraError, RemoteError
 from hud.eval.placement import Lease, Placement, Streams, new_id
 from hud.eval.results import Run
@@ -21,7 +22,7 @@ from hud.protocol import TASK_ERROR
 from hud.task import Task
 
 
-class RunContext:
+class RunContext(BindingClients):
     """What an agent gets for one rollout."""
 
     def __init__(self, task: Task, prompt: Any, start_frame: dict[str, Any],
@@ -48,27 +49,6 @@ class RunContext:
     async def tunnel(self, name: str) -> Streams:
         """A raw byte stream to capability `name`."""
         return await self._lease.tunnel(name)
-
-    async def ssh(self, name: str | None = None) -> Any:
-        """An asyncssh connection to the `ssh/2` capability (`name`, or the only one).
-
-        Raises:
-            ConfigError: no such capability.
-            InfraError: the connection failed.
-        """
-        from hud.clients import pick_binding, ssh_connect
-
-        return await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))
-
-    def mcp(self, name: str | None = None) -> Any:
-        """`async with run.mcp() as session`: an MCP ClientSession to the tools capability.
-
-        Raises:
-            ConfigError: no such capability.
-        """
-        from hud.clients import mcp_session, pick_binding
-
-        return mcp_session(self.tunnel, pick_binding(self.bindings, "mcp/", name))
 
     async def solve(self) -> Any:
         """The task's reference answer, computed in the environment (oracle agents)."""
