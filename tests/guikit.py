@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,9 +21,12 @@ from hud.tunnel import splice
 
 
 def need(*binaries: str) -> None:
-    """Skip the test when one of `binaries` is really not installed here."""
+    """Skip the test when one of `binaries` is really not installed here (in CI, where
+    scripts/setup installs them, a missing one is a failure, never a silent skip)."""
     for binary in binaries:
         if shutil.which(binary) is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{binary} is not installed; scripts/setup installs it")
             pytest.skip(f"{binary} is not installed (apt-get install the browser/desktop "
                         f"packages listed in images/)")
 
