@@ -16,6 +16,10 @@ the `AsyncExitStack` the harness passes in. File edits are done with plain comma
 user, same permissions, no SFTP needed.
 
 Several ssh bindings get tools suffixed with the binding name (`bash_shell`, ...).
+
+    mcp/...  every MCP tool of the environment, proxied (hud.agents.mcp_tools)
+    rfb/3.8  computer: screenshot, click, type, keys, scroll, drag (hud.agents.computer)
+    cdp/1.3  browser_navigate, browser_click, browser_type, ... (hud.agents.computer)
 """
 
 from __future__ import annotations
@@ -92,6 +96,22 @@ async def tools_for(run: RunContext, *, stack: contextlib.AsyncExitStack | None 
             stack.push_async_callback(_close, conn)
         suffix = f"_{binding['name']}" if len(ssh) > 1 else ""
         tools += ssh_tools(conn, binding.get("params", {}).get("cwd") or ".", suffix)
+    mcp = [b for b in run.bindings.values() if b["protocol"].startswith("mcp/")]
+    if mcp:
+        from hud.agents.mcp_tools import mcp_tools
+
+        own = stack if stack is not None else contextlib.AsyncExitStack()
+        for binding in mcp:
+            prefix = f"{binding['name']}_" if len(mcp) > 1 else ""
+            tools += await mcp_tools(run, binding, own, prefix)
+    if any(b["protocol"].startswith("rfb/") for b in run.bindings.values()):
+        from hud.agents.computer import computer_tools
+
+        tools += await computer_tools(run)
+    if any(b["protocol"].startswith("cdp/") for b in run.bindings.values()):
+        from hud.agents.computer import browser_tools
+
+        tools += await browser_tools(run)
     return tools
 
 

@@ -199,3 +199,26 @@ async def test_no_bindings_means_no_tools(api: FakeAPI) -> None:
     job = await Taskset([add_numbers()], env=env).run(chat.agent(api), runtime="local")
     assert job.runs[0].reward == 1.0
     assert "tools" not in api.requests[0]
+
+
+async def test_mcp_tools_are_proxied_to_the_model(api: FakeAPI) -> None:
+    """The env's MCP tools are offered to the model and called over the real MCP server."""
+    env = Environment(name="agents-mcp-proxy")
+
+    @env.tool()
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    @env.template()
+    async def product():
+        answer = yield "What is 6 times 7? Use the tool."
+        yield 1.0 if answer == "42" else 0.0
+
+    chat = WIRES[2]
+    api.script = [(200, chat.tool_call("c1", "multiply", {"a": 6, "b": 7})), (200, chat.answer("42"))]
+    job = await Taskset([product()], env=env).run(chat.agent(api), runtime="local")
+    assert job.runs[0].reward == 1.0, job.runs[0].error
+    assert chat.tool_names(api.requests[0]) == ["multiply"]
+    result, = chat.tool_results(api.requests[1])
+    assert result["text"] == "42" and not result["is_error"]

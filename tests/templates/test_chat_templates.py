@@ -1,0 +1,41 @@
+"""The blank and coding templates in the local placement: oracle 1.0, nop 0.0."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hud.agents import NopAgent, OracleAgent
+from hud.eval import Taskset
+from hud.scaffold import scaffold
+
+
+@pytest.fixture
+def dev_host(monkeypatch: pytest.MonkeyPatch):
+    """No `agent` account here: capabilities run as us; the workspace is a scratch dir
+    the coding grader's uid 1000 can traverse."""
+    workspace = Path(tempfile.mkdtemp(prefix="hud-ws-"))
+    workspace.chmod(0o755)
+    monkeypatch.setenv("HUD_AGENT_USER", "")
+    monkeypatch.setenv("HUD_WORKSPACE", str(workspace))
+    monkeypatch.setenv("HUD_RUNS_DIR", str(workspace.parent / f"{workspace.name}-runs"))
+    yield workspace
+    shutil.rmtree(workspace, ignore_errors=True)
+    shutil.rmtree(workspace.parent / f"{workspace.name}-runs", ignore_errors=True)
+
+
+@pytest.mark.parametrize("template", ["blank", "coding"])
+async def test_oracle_and_nop_locally(template: str, dev_host: Path, tmp_path: Path) -> None:
+    """Every task of the template: oracle → 1.0, nop → 0.0, in-process."""
+    if template == "coding" and os.geteuid() != 0:
+        pytest.skip("the coding grader switches to uid 1000, which needs root")
+    folder, _ = scaffold(tmp_path / f"local-{template}", template)
+    tasks = Taskset.from_source(folder)
+    oracle = await tasks.run(OracleAgent(), runtime="local", max_concurrent=1)
+    assert oracle.reward == 1.0, [r.error for r in oracle.runs]
+    nop = await tasks.run(NopAgent(), runtime="local", max_concurrent=1)
+    assert nop.reward == 0.0, [r.error for r in nop.runs]
