@@ -155,3 +155,45 @@ def test_unhealthy_daemon_error_quotes_its_log(short_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "hud.cli.main", "task", "list"], env=env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1 and "something terrible happened" in done.stderr
+
+
+async def test_watchdog_restarts_a_capability_that_stopped_answering(short_dir: Path, monkeypatch) -> None:
+    """healthy() False: the daemon stops and restarts it, and the manifest shows the new binding."""
+    import asyncio
+
+    from hud import Environment
+    from hud import daemon as daemon_module
+    from hud.capability import Capability
+    from hud.protocol import Binding
+
+    class Flaky(Capability):
+        name, protocol = "flaky", "echo/1"
+
+        def __init__(self) -> None:
+            self.starts = 0
+            self.stops = 0
+
+        async def start(self) -> Binding:
+            self.starts += 1
+            return Binding(name=self.name, protocol=self.protocol, url=f"tcp://127.0.0.1:{1000 + self.starts}")
+
+        async def stop(self) -> None:
+            self.stops += 1
+
+        async def healthy(self) -> bool:
+            return self.starts > 1  # the first instance "dies"
+
+    monkeypatch.setattr(daemon_module, "WATCH_INTERVAL", 0.02)
+    env = Environment(name="watchdog-test")
+    flaky = env.add_capability(Flaky())
+    daemon = daemon_module.Daemon(daemon_module.DaemonConfig(socket_path=short_dir / "w.sock", env=env))
+    server = await daemon.start()
+    try:
+        for _ in range(500):
+            if flaky.starts == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert (flaky.starts, flaky.stops) == (2, 1)
+        assert server.manifest().bindings[0].url == "tcp://127.0.0.1:1002"
+    finally:
+        await daemon.close()
