@@ -56,3 +56,9 @@ def test_trace_unknown_id(tmp_path: Path) -> None:
     """An unknown trace id: exit 1 naming it."""
     done = hud(tmp_path, "trace", "deadbeef")
     assert done.returncode == 1 and "no trace 'deadbeef'" in done.stderr
+
+
+def test_resource_limits_need_the_docker_placement(tmp_path: Path) -> None:
+    """--cpus on a local run is a usage error (exit 2)."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--cpus", "1")
+    assert done.returncode == 2 and "docker placement only" in done.stderr
