@@ -55,7 +55,8 @@ async def quiet_at_grading():
 async def edit_file():
     await ws.run("printf 'x = 1\\n' > /workspace/value.py", user="agent", timeout=30)
     answer = yield "Change x to 2 in /workspace/value.py."
-    done = await ws.run("python3 -c 'import value; print(value.x)'", user="agent", timeout=30)
+    # -B: no .pyc, whose second-resolution mtime check could serve the previous task's value
+    done = await ws.run("python3 -B -c 'import value; print(value.x)'", user="agent", timeout=30)
     yield 1.0 if done.stdout.strip() == "2" else 0.0
 '''
 

@@ -68,7 +68,10 @@ async def run_hidden_tests() -> dict:
         argv = [*_as_agent(), sys.executable, "-m", "unittest", "discover",
                 "-s", tmp, "-t", tmp, "-p", "test_*.py"]
         environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp",
-                   "PYTHONPATH": str(WORKSPACE), "PYTHONDONTWRITEBYTECODE": "1"}
+                   "PYTHONPATH": str(WORKSPACE), "PYTHONDONTWRITEBYTECODE": "1",
+                   # never read the workspace's __pycache__: a .pyc the agent left (or
+                   # planted) could shadow the source being graded
+                   "PYTHONPYCACHEPREFIX": os.path.join(tmp, ".pycache")}
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=str(WORKSPACE), env=environ,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
