@@ -86,9 +86,16 @@ class ClaudeConversation(Conversation):
         self.tools: list[dict[str, Any]] = []
         #: tool name on the wire -> our tool's name, for the native tools
         self.aliases: dict[str, str] = {}
+        #: wire names whose input must be translated to our tool's arguments
+        self.translate: dict[str, Any] = {}
         for tool in tools:
             native = NATIVE_TOOLS.get(tool.name) if agent.native_tools else None
-            if native is not None:
+            if agent.native_tools and tool.name == "computer" and "display" in tool.meta:
+                from hud.agents import claude_computer
+
+                self.tools.append(claude_computer.declaration(tool.meta["display"]))
+                self.translate["computer"] = claude_computer.to_hud
+            elif native is not None:
                 self.tools.append(dict(native))
                 self.aliases[native["name"]] = tool.name
             else:
@@ -112,7 +119,7 @@ class ClaudeConversation(Conversation):
                               "content": [_block_param(block) for block in message.content]})
         text = "".join(block.text for block in message.content if block.type == "text")
         calls = [ToolCall(block.id, self.aliases.get(block.name, block.name),
-                          block.input if isinstance(block.input, dict) else None, repr(block.input))
+                          self._arguments(block.name, block.input), repr(block.input))
                  for block in message.content if block.type == "tool_use"]
         usage = {"input_tokens": message.usage.input_tokens,
                  "output_tokens": message.usage.output_tokens}
@@ -122,6 +129,12 @@ class ClaudeConversation(Conversation):
         stop = {"refusal": "refused", "max_tokens": "max_tokens",
                 "model_context_window_exceeded": "max_tokens"}.get(message.stop_reason or "")
         return Turn(text=text, calls=calls, usage=usage, finish=message.stop_reason, stop=stop)
+
+    def _arguments(self, name: str, raw: Any) -> dict[str, Any] | None:
+        if not isinstance(raw, dict):
+            return None
+        translate = self.translate.get(name)
+        return translate(raw) if translate is not None else raw
 
     def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
         blocks = []

@@ -216,7 +216,9 @@ async def computer_tools(run: Any, name: str | None = None, *,
         description=(f"Use a {params.get('width', '?')}x{params.get('height', '?')} desktop "
                      f"(screenshots may be scaled; use screenshot coordinates). Actions: "
                      f"{', '.join(ACTIONS)}. Every action answers with a screenshot."),
-        parameters=COMPUTER_SCHEMA, run=computer.act, timeout=60.0)]
+        parameters=COMPUTER_SCHEMA, run=computer.act, timeout=60.0,
+        meta={"display": fitted_size(int(params.get("width", 1280)),
+                                     int(params.get("height", 800)), fit)})]
 
 
 class Browser:

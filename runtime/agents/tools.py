@@ -36,6 +36,8 @@ class Tool:
     run: Callable[[dict[str, Any]], Awaitable[ToolResult]]
     #: seconds one call may take before it is reported to the model as timed out
     timeout: float = 120.0
+    #: facts a harness may need to declare the tool natively (e.g. a computer's display size)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
