@@ -75,9 +75,20 @@ class ResponsesConversation(Conversation):
         self.agent = agent
         self.client = openai.AsyncOpenAI(api_key=agent.api_key, base_url=agent.base_url,
                                          max_retries=agent.max_retries, timeout=agent.timeout)
-        self.tools = [{"type": "function", "name": t.name, "description": t.description,
-                       "parameters": t.parameters, "strict": False} for t in tools]
+        from hud.agents import openai_computer
+
+        self.tools = []
+        native = openai_computer.wants_native(agent.model)
+        for t in tools:
+            if native and t.name == "computer" and "display" in t.meta:
+                self.tools.append(openai_computer.declaration(t.meta["display"]))
+            else:
+                self.tools.append({"type": "function", "name": t.name,
+                                   "description": t.description, "parameters": t.parameters,
+                                   "strict": False})
         self.input: list[Any] = [{"role": "user", "content": prompt}]
+        #: call_id -> safety checks of a native computer call, acknowledged in the reply
+        self.computer_calls: dict[str, list[Any]] = {}
 
     async def ask(self) -> Turn:
         agent = self.agent
@@ -110,6 +121,13 @@ class ResponsesConversation(Conversation):
             elif item.type == "function_call":
                 calls.append(ToolCall(item.call_id, item.name, parse_arguments(item.arguments),
                                       item.arguments))
+            elif item.type == "computer_call":
+                from hud.agents.openai_computer import to_hud
+
+                action = item.action.model_dump(mode="json")
+                self.computer_calls[item.call_id] = [
+                    c.model_dump(mode="json") for c in (item.pending_safety_checks or [])]
+                calls.append(ToolCall(item.call_id, "computer", to_hud(action), repr(action)))
         usage: dict[str, int] = {}
         if response.usage is not None:
             usage = {"input_tokens": response.usage.input_tokens,
@@ -131,6 +149,9 @@ class ResponsesConversation(Conversation):
         images: list[dict[str, Any]] = []
         for call, result in results:
             text = result.text or "(no output)"
+            if call.id in self.computer_calls:
+                self._computer_output(call.id, result)
+                continue
             self.input.append({"type": "function_call_output", "call_id": call.id,
                                "output": f"ERROR: {text}" if result.is_error else text})
             images += [{"type": "input_image", "detail": "auto",
@@ -142,3 +163,18 @@ class ResponsesConversation(Conversation):
 
     async def close(self) -> None:
         await self.client.close()
+
+    def _computer_output(self, call_id: str, result: ToolResult) -> None:
+        """A native computer call is answered with a screenshot (the action's, or a blank
+        pixel plus the error as text when the action failed before taking one)."""
+        from hud.rfb import encode_png
+
+        image = result.images[-1] if result.images else encode_png(1, 1, b"\x00\x00\x00")
+        self.input.append({
+            "type": "computer_call_output", "call_id": call_id,
+            "acknowledged_safety_checks": self.computer_calls.pop(call_id),
+            "output": {"type": "computer_screenshot",
+                       "image_url": f"data:image/png;base64,{png_base64(image)}"}})
+        if result.is_error or not result.images:
+            self.input.append({"role": "user", "content": [
+                {"type": "input_text", "text": f"The computer action failed: {result.text}"}]})
