@@ -80,6 +80,9 @@ class Turn:
 class Conversation(abc.ABC):
     """The history of one rollout with one provider."""
 
+    #: tools the conversation routes native provider tools through (see gemini_computer)
+    extra_tools: list[Tool] = []
+
     @abc.abstractmethod
     async def ask(self) -> Turn:
         """Send the history to the model and add its response to the history.
@@ -170,8 +173,9 @@ class ModelAgent(abc.ABC):
         """
         async with contextlib.AsyncExitStack() as stack:
             tools = await self._tools_for(run, stack)
-            by_name = {tool.name: tool for tool in tools}
             conversation = self.conversation(prompt_text(run.prompt), tools)
+            # a conversation may route native provider tools through tools of its own
+            by_name = {tool.name: tool for tool in [*tools, *conversation.extra_tools]}
             stack.push_async_callback(conversation.close)
             steps = run.max_steps or self.max_steps
             text: str | None = None

@@ -72,13 +72,30 @@ class GeminiConversation(Conversation):
             base_url=agent.base_url, timeout=int(agent.timeout * 1000),
             retry_options=types.HttpRetryOptions(attempts=agent.max_retries + 1))
         self.client = genai.Client(api_key=agent.api_key, http_options=http).aio
+        from hud.agents import gemini_computer
+
+        computer = next((t for t in tools if t.name == "computer" and "display" in t.meta), None)
+        #: the desktop size for Gemini's 0-999 grid, when its computer-use tool is declared
+        self.display: tuple[int, int] | None = None
+        self.extra_tools = []
+        #: call id -> the Gemini function name a native computer call came under
+        self.native_names: dict[str, str] = {}
+        declared: list[Any] = []
+        if computer is not None and gemini_computer.wants_native(agent.model):
+            self.display = computer.meta["display"]
+            self.extra_tools = [gemini_computer.sequence_tool(computer)]
+            declared.append(types.Tool(computer_use=types.ComputerUse(
+                environment=types.Environment.ENVIRONMENT_DESKTOP)))
+            tools = [t for t in tools if t is not computer]
         declarations = [types.FunctionDeclaration(name=t.name, description=t.description,
                                                   parameters_json_schema=t.parameters)
                         for t in tools]
+        if declarations:
+            declared.append(types.Tool(function_declarations=declarations))
         self.config = types.GenerateContentConfig(
             system_instruction=agent.system or None,
             max_output_tokens=agent.max_tokens or None,
-            tools=[types.Tool(function_declarations=declarations)] if declarations else None,
+            tools=declared or None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         self.contents: list[Any] = [types.Content(role="user", parts=[types.Part(text=prompt)])]
@@ -113,6 +130,14 @@ class GeminiConversation(Conversation):
                 if not call_id:
                     call_id = f"call-{len(self.contents)}-{i}"
                     self.made_up.add(call_id)
+                if self.display is not None and call.name in gemini_computer_functions():
+                    from hud.agents.gemini_computer import SEQUENCE_TOOL, to_steps
+
+                    self.native_names[call_id] = call.name or ""
+                    steps = to_steps(call.name or "", dict(call.args or {}), self.display)
+                    calls.append(ToolCall(call_id, SEQUENCE_TOOL,
+                                          {"steps": steps, "function": call.name}, repr(call.args)))
+                    continue
                 calls.append(ToolCall(call_id, call.name or "", dict(call.args or {}),
                                       repr(call.args)))
             elif part.text and not part.thought:
@@ -133,11 +158,18 @@ class GeminiConversation(Conversation):
         for call, result in results:
             key = "error" if result.is_error else "output"
             call_id = None if call.id in self.made_up else call.id
+            name = self.native_names.pop(call.id, call.name)
             parts.append(types.Part(function_response=types.FunctionResponse(
-                id=call_id, name=call.name, response={key: result.text or "(no output)"})))
+                id=call_id, name=name, response={key: result.text or "(no output)"})))
             images += [types.Part(inline_data=types.Blob(mime_type="image/png", data=image))
                        for image in result.images]
         self.contents.append(types.Content(role="user", parts=parts + images))
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def gemini_computer_functions() -> tuple[str, ...]:
+    from hud.agents.gemini_computer import FUNCTIONS
+
+    return FUNCTIONS
