@@ -11,6 +11,7 @@ and must not cost the in-container path anything.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
@@ -183,14 +184,15 @@ def mcp_session(opener: Opener, binding: dict[str, Any]) -> _McpSession:
     return _McpSession(opener, binding)
 
 
-class BindingClients:
+class BindingClients(abc.ABC):
     """Mixin: typed clients for the bindings of whatever has `bindings` and `tunnel(name)`
     (a rollout's `RunContext`, an attached `RemoteEnv`)."""
 
     bindings: dict[str, dict[str, Any]]
 
-    async def tunnel(self, name: str) -> Streams:  # pragma: no cover - provided by the host
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def tunnel(self, name: str) -> Streams:
+        """A raw byte stream to capability `name`."""
 
     async def ssh(self, name: str | None = None) -> Any:
         """An asyncssh connection to the `ssh/2` capability (`name`, or the only one).

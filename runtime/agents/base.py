@@ -148,17 +148,41 @@ class ModelAgent(abc.ABC):
         max_tokens: output token limit per model turn; None leaves it to the provider
             (Claude, which needs one, gets `CLAUDE_MAX_TOKENS`).
         tools: the tools to offer instead of those built from the run's bindings.
+        api_key: the provider key; defaults to the first of `key_variables` set.
+        base_url: the API's address; the SDK's default (the provider's own API) when None.
+        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
+        timeout: seconds per API request.
+
+    Raises:
+        ConfigError: no key is given and none of `key_variables` is set.
     """
+
+    #: environment variables the key is read from, in order
+    key_variables: tuple[str, ...] = ()
 
     def __init__(self, model: str, *, max_steps: int = DEFAULT_MAX_STEPS,
                  system: str | None = None, max_tokens: int | None = None,
-                 tools: ToolSource | None = None) -> None:
+                 tools: ToolSource | None = None, api_key: str | None = None,
+                 base_url: str | None = None, max_retries: int = 2,
+                 timeout: float = 600.0) -> None:
         self.model = model
         self.name = model
         self.max_steps = max_steps
         self.system = DEFAULT_SYSTEM if system is None else system
         self.max_tokens = max_tokens
         self._tools = tools
+        self.base_url = base_url
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.api_key = self.resolve_key(api_key)
+
+    def resolve_key(self, given: str | None) -> str:
+        """The key to send (see `api_key`); a harness may relax this (local servers).
+
+        Raises:
+            ConfigError: no key; the message names the variable to set.
+        """
+        return api_key(given, *self.key_variables)
 
     @abc.abstractmethod
     def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:

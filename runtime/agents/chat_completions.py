@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, api_key, parse_arguments,
+from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, parse_arguments,
                              png_base64)
 from hud.agents.tools import Tool, ToolResult
 
@@ -48,26 +48,24 @@ class ChatCompletionsAgent(ModelAgent):
         ConfigError: no `base_url`, no key given, and $OPENAI_API_KEY is not set.
     """
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 max_retries: int = 2, timeout: float = 600.0, temperature: float | None = None,
+    key_variables = (KEY_VARIABLE,)
+
+    def __init__(self, model: str, *, temperature: float | None = None,
                  extra_body: dict[str, Any] | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        self.base_url = base_url
-        if base_url is None:
-            self.api_key = _key(api_key)
-        else:
-            self.api_key = api_key or os.environ.get(KEY_VARIABLE) or NO_KEY
-        self.max_retries = max_retries
-        self.timeout = timeout
         self.temperature = temperature
         self.extra_body = extra_body
+
+    def resolve_key(self, given: str | None) -> str:
+        """A server of your own (`base_url`) may need no key: send a placeholder then."""
+        if self.base_url is not None:
+            return given or os.environ.get(KEY_VARIABLE) or NO_KEY
+        return super().resolve_key(given)
 
     def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
         return ChatConversation(self, prompt, tools)
 
 
-def _key(given: str | None) -> str:
-    return api_key(given, KEY_VARIABLE)
 
 
 class ChatConversation(Conversation):

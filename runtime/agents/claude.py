@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, api_key, png_base64
+from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, png_base64
 from hud.agents.tools import Tool, ToolResult
 
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
@@ -53,24 +53,16 @@ class ClaudeAgent(ModelAgent):
         ConfigError: no key is given and $ANTHROPIC_API_KEY is not set.
     """
 
-    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                 max_retries: int = 2, timeout: float = 600.0,
-                 thinking_budget: int | None = None, native_tools: bool | None = None,
-                 **options: Any) -> None:
+    key_variables = (KEY_VARIABLE,)
+
+    def __init__(self, model: str, *, thinking_budget: int | None = None,
+                 native_tools: bool | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        self.api_key = _key(api_key)
-        self.base_url = base_url
-        self.max_retries = max_retries
-        self.timeout = timeout
         self.thinking_budget = thinking_budget
         self.native_tools = not model.startswith("claude-3") if native_tools is None else native_tools
 
     def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
         return ClaudeConversation(self, prompt, tools)
-
-
-def _key(given: str | None) -> str:
-    return api_key(given, KEY_VARIABLE)
 
 
 class ClaudeConversation(Conversation):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, api_key
+from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn
 from hud.agents.tools import Tool, ToolResult
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -43,20 +43,10 @@ class GeminiAgent(ModelAgent):
         ConfigError: no key is given and neither variable is set.
     """
 
-    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                 max_retries: int = 2, timeout: float = 600.0, **options: Any) -> None:
-        super().__init__(model, **options)
-        self.api_key = _key(api_key)
-        self.base_url = base_url
-        self.max_retries = max_retries
-        self.timeout = timeout
+    key_variables = KEY_VARIABLES
 
     def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
         return GeminiConversation(self, prompt, tools)
-
-
-def _key(given: str | None) -> str:
-    return api_key(given, *KEY_VARIABLES)
 
 
 class GeminiConversation(Conversation):

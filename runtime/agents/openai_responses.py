@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, api_key, parse_arguments,
+from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, parse_arguments,
                              png_base64)
 from hud.agents.tools import Tool, ToolResult
 
@@ -46,24 +46,16 @@ class OpenAIResponsesAgent(ModelAgent):
         ConfigError: no key is given and $OPENAI_API_KEY is not set.
     """
 
-    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                 max_retries: int = 2, timeout: float = 600.0,
-                 reasoning_effort: str | None = None, store: bool = True,
+    key_variables = (KEY_VARIABLE,)
+
+    def __init__(self, model: str, *, reasoning_effort: str | None = None, store: bool = True,
                  **options: Any) -> None:
         super().__init__(model, **options)
-        self.api_key = _key(api_key)
-        self.base_url = base_url
-        self.max_retries = max_retries
-        self.timeout = timeout
         self.reasoning_effort = reasoning_effort
         self.store = store
 
     def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
         return ResponsesConversation(self, prompt, tools)
-
-
-def _key(given: str | None) -> str:
-    return api_key(given, KEY_VARIABLE)
 
 
 class ResponsesConversation(Conversation):
