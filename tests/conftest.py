@@ -164,3 +164,28 @@ def start_daemon(short_dir: Path) -> Iterator[Any]:
     yield start
     for daemon in started:
         daemon.stop()
+
+
+# -- the ssh workspace, served in-process (tests/test_shells.py, tests/test_workspace.py) --
+
+from tests.sysusers import throwaway_user  # noqa: E402,F401  (fixture)
+
+
+@pytest.fixture
+async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    """A workspace served as the current user, with a secret in the daemon's environment
+    (it must not reach sessions)."""
+    from tests.sshkit import serving
+
+    monkeypatch.setenv("HUD_TOKEN", "daemon-secret-token")
+    async with serving(tmp_path) as cli:
+        yield cli
+
+
+@pytest.fixture
+async def user_client(tmp_path: Path, throwaway_user: Any) -> AsyncIterator[Any]:  # noqa: F811
+    """A workspace whose sessions run as a throwaway user (root only)."""
+    from tests.sshkit import serving
+
+    async with serving(tmp_path, throwaway_user) as cli:
+        yield cli

@@ -125,3 +125,4 @@ class Terminal:
 
     def write(self, data: bytes) -> None:
         os.write(self.master, data)
+

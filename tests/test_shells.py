@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from hud.users import resolve_user
 
-from tests.sshkit import TIMEOUT, Client, Terminal, alive, serving, until
-from tests.sysusers import throwaway_user  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
-    monkeypatch.setenv("HUD_TOKEN", "daemon-secret-token")
-    async with serving(tmp_path) as cli:
-        yield cli
-
-
-@pytest.fixture
-async def user_client(tmp_path: Path, throwaway_user: pwd.struct_passwd) -> AsyncIterator[Client]:  # noqa: F811
-    async with serving(tmp_path, throwaway_user) as cli:
-        yield cli
+from tests.sshkit import TIMEOUT, Client, Terminal, alive, until
 
 
 async def test_exec_runs_in_the_workspace_and_returns_the_exit_code(client: Client) -> None:

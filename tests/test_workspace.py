@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import pwd
 import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -17,21 +15,7 @@ from hud.errors import ConfigError
 from hud.workspace import Workspace
 
 from tests.bridge import bridge_argv
-from tests.sshkit import TIMEOUT, Client, alive, serving, started, until
-from tests.sysusers import throwaway_user  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
-    monkeypatch.setenv("HUD_TOKEN", "daemon-secret-token")
-    async with serving(tmp_path) as cli:
-        yield cli
-
-
-@pytest.fixture
-async def user_client(tmp_path: Path, throwaway_user: pwd.struct_passwd) -> AsyncIterator[Client]:  # noqa: F811
-    async with serving(tmp_path, throwaway_user) as cli:
-        yield cli
+from tests.sshkit import TIMEOUT, Client, alive, started, until
 
 
 async def test_binding_carries_url_keys_user_and_cwd(client: Client) -> None:
