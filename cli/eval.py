@@ -90,7 +90,7 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
         placement.cpus, placement.memory = cpus, memory
     click.echo(f"placement: {placement.describe()}", err=True)
     total = len(taskset) * group
-    progress = _Progress(total) if sys.stderr.isatty() and not as_json else None
+    progress = _Progress(total, retries) if sys.stderr.isatty() and not as_json else None
 
     job = asyncio.run(taskset.run(the_agent, group=group, max_concurrent=max_concurrent,
                                   runtime=placement, retries=retries, timeout=timeout,
@@ -109,16 +109,18 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
 class _Progress:
     """A rich progress bar on stderr (terminals only)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, retries: int) -> None:
         from rich.console import Console
         from rich.progress import Progress
 
         self._progress = Progress(console=Console(stderr=True), transient=True)
         self._task = self._progress.add_task("rollouts", total=total)
+        self._retries = retries
         self._progress.start()
 
     def advance(self, run: Any) -> None:
-        if run.status != "infra_error" or run.attempt > 0:
+        # an infra failure that will be re-run is not a finished rollout yet
+        if run.status != "infra_error" or run.attempt > self._retries:
             self._progress.advance(self._task)
 
     def stop(self) -> None:

@@ -125,12 +125,16 @@ class TaskRun:
         """
         try:
             value = await self._gen.asend(answer)
+            frame = normalize_reward(self.id, value)
         except StopAsyncIteration:
             self.state = "failed"
             raise TaskError(
                 f"task {self.id!r} ended without yielding a reward; its second yield must be "
                 f"the reward (e.g. `yield 1.0 if correct else 0.0`)"
-            )
+            ) from None
+        except TaskError:
+            self.state = "failed"
+            raise
         except Exception as exc:
             self.state = "failed"
             raise TaskError(
@@ -138,15 +142,7 @@ class TaskRun:
                 _format_exc(exc),
             ) from exc
         finally:
-            if self.state == "failed":
-                await self._close()
-        try:
-            frame = normalize_reward(self.id, value)
-        except TaskError:
-            self.state = "failed"
-            raise
-        finally:
-            await self._close()
+            await self._close()  # the generator is done either way: run its cleanup once
         self.state = "graded"
         return frame
 

@@ -23,7 +23,7 @@ from hud.errors import ConfigError, EnvLoadError, ProtocolError, TaskError
 from hud.framing import OVERSIZE, FrameReader, encode
 from hud.runner import TaskRun
 from hud.sessions import Session, SessionRegistry
-from hud.tunnel import open_tunnel
+from hud.tunnel import open_tunnel, splice
 
 log = logging.getLogger("hud.server")
 
@@ -363,8 +363,6 @@ class ControlServer:
             return
         await conn.send(p.result_frame(request.id, {"capability": binding.name,
                                                     "protocol": binding.protocol}))
-        from hud.tunnel import splice
-
         await splice(reader, conn.writer, up_reader, up_writer, frames.take_buffered())
 
     async def expire_parked(self) -> int:

@@ -130,18 +130,21 @@ class Taskset:
 
     def default_placement(self) -> Placement:
         """docker when the source directory was built (hud.lock.json), else local."""
-        lock = self._lock_file()
-        if lock is not None:
-            data = json.loads(lock.read_text())
-            return DockerPlacement(data.get("tag") or data["image"])
+        image = self._built_image()
+        if image is not None:
+            return DockerPlacement(image)
         return LocalPlacement(self._environment())
 
-    def _lock_file(self) -> Path | None:
+    def _built_image(self) -> str | None:
+        """The image `hud build` recorded in the source directory's hud.lock.json."""
         if self.source is None:
             return None
         base = self.source if self.source.is_dir() else self.source.parent
         lock = base / LOCK_FILE
-        return lock if lock.is_file() else None
+        if not lock.is_file():
+            return None
+        data = json.loads(lock.read_text())
+        return data.get("tag") or data["image"]
 
     def _environment(self) -> Environment:
         if self.env is not None:
@@ -170,10 +173,9 @@ class Taskset:
         if runtime == "local":
             return LocalPlacement(self._environment())
         if runtime == "docker":
-            lock = self._lock_file()
-            if lock is not None:
-                data = json.loads(lock.read_text())
-                return DockerPlacement(data.get("tag") or data["image"])
+            image = self._built_image()
+            if image is not None:
+                return DockerPlacement(image)
             names = {t.env for t in self.tasks}
             if len(names) != 1:
                 raise ConfigError("runtime='docker' needs one environment; use docker:IMAGE")
