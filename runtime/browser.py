@@ -147,6 +147,9 @@ class BrowserCapability(Capability):
             self._profile = owned_dir(fresh, user)
         port = self.port = self.port or _free_port()
         env = {"DISPLAY": self.display} if self.display else {}
+        # Chromium's temp files (its singleton socket) stay out of the agent's /tmp, which
+        # the ssh workspace clears between tasks
+        env["TMPDIR"] = str(owned_dir(self._dir / "tmp", user))
         self._chromium = await Service.spawn("chromium", self._argv(port, self._profile),
                                              user=user, env=env,
                                              log_path=self._dir / "chromium.log")

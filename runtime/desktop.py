@@ -34,7 +34,7 @@ from hud.proc import arun
 from hud.protocol import Binding
 from hud.rfb import RFBClient, RFBError
 from hud.service import Service, poll
-from hud.users import User, resolve_user
+from hud.users import User, release_path, resolve_user, spare_path
 
 log = logging.getLogger("hud.desktop")
 
@@ -174,6 +174,8 @@ class DesktopCapability(Capability):
                 "-UseBlacklist=0", "-desktop", self.name]
         self._xvnc = await Service.spawn("Xvnc", argv, user=user, log_path=self._dir / "xvnc.log")
         self._ran = True
+        for path in self._x_files():  # the reset of the agent's /tmp between tasks keeps them
+            spare_path(path)
         self.generation += 1
         x_socket = X11_DIR / f"X{self.number}"
         port = self.port
@@ -218,9 +220,14 @@ class DesktopCapability(Capability):
     async def _stop(self) -> None:
         await self._kill()
         if self.number is not None and self._ran:  # a killed Xvnc leaves its lock and socket
-            for stale in (Path(f"/tmp/.X{self.number}-lock"), X11_DIR / f"X{self.number}"):
+            for stale in self._x_files():
+                release_path(stale)
                 with contextlib.suppress(OSError):
                     stale.unlink()
+
+    def _x_files(self) -> tuple[Path, Path]:
+        """The display's lock file and socket: Xvnc (as the agent) keeps them in /tmp."""
+        return Path(f"/tmp/.X{self.number}-lock"), X11_DIR / f"X{self.number}"
 
     async def close(self) -> None:
         """`stop`, and remove the log directory."""

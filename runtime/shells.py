@@ -14,6 +14,9 @@ Design decisions:
 - **No helper threads.** Process exits are awaited with a pidfd on the event loop.
 - **A vanished client** gets its session's process group SIGHUP, then SIGKILL, like sshd;
   what the agent detached (nohup, setsid) lives until the task ends.
+- **Refusals.** While `refusal` is set (grading; setting up the next task), every shell,
+  exec or sftp request, on a new channel or an old connection, is answered with the
+  reason on stderr and exit status 1, and nothing is started.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class Shells:
         #: every session id created since the last `forget_ended()` (sid == leader pid)
         self.session_ids: set[int] = set()
         self._serving: set[asyncio.Task[Any]] = set()
+        #: why no program may start now (set by the workspace while grading), or None
+        self.refusal: str | None = None
 
     def new_channel(self) -> ChannelProcess:
         """The session object for a new ssh channel (`SSHServer.session_requested`)."""
@@ -155,6 +160,9 @@ class Shells:
         return proc
 
     async def _session(self, process: asyncssh.SSHServerProcess[bytes]) -> int:
+        if self.refusal is not None:
+            process.stderr.write(f"hud: {self.refusal}\n".encode())
+            return 1
         subsystem = process.subsystem
         if subsystem is not None and subsystem != "sftp":
             process.stderr.write(f"hud: unknown subsystem {subsystem!r}; only 'sftp'\n".encode())

@@ -1,13 +1,19 @@
 """Who the agent's processes run as: the workspace user, its clean environment, its processes.
 
 Capabilities (the ssh workspace, later chromium) start programs on the agent's behalf. They
-all go through this module so that the same three promises hold everywhere:
+all go through this module so that the same four promises hold everywhere:
 
 - **Identity.** A `User` is resolved once from the passwd database. When it is not the
   daemon's own uid, argv gets a `setpriv --reuid --regid --init-groups` prefix, so the
   kernel sees a real login identity (supplementary groups included) and every permission
   check is the kernel's. `setpriv` rather than `preexec_fn`: it keeps fork+exec free of
   Python code in the child, which is unsafe once threads exist.
+- **Expendable before the daemon.** Before `setpriv`, a `choom -n 1000` prefix (still as
+  root) gives the process, and every child (they inherit it), the highest OOM score: the
+  kernel's OOM killer takes the agent's processes before `hud serve`. Where root holds
+  CAP_SYS_RESOURCE, setting it also raises the floor, so the agent cannot lower it again;
+  under Docker's default capabilities (no CAP_SYS_RESOURCE) the agent can lower it back
+  down to the floor it inherited, the daemon's own score, never below.
 - **A clean environment.** Built from the passwd entry only (HOME, USER, LOGNAME, SHELL,
   PATH, LANG, TERM for a pty); nothing of the daemon's environment is inherited, so tokens
   and `HUD_*` variables never reach the agent.
@@ -15,7 +21,9 @@ all go through this module so that the same three promises hold everywhere:
   processes that called `setsid` or double-forked), sparing the sessions of services the
   environment itself runs as that user (`spare_session`: chromium, the X display). The
   daemon's own identity cannot be swept that way, so for `user=None` the caller passes
-  the session ids it created.
+  the session ids it created. Files such a service keeps where the agent can also write
+  (the X display's socket in /tmp/.X11-unix) are registered with `spare_path`, so the
+  reset of the agent's scratch space between tasks keeps them.
 
 `user=None` means "the daemon's own user": what tests on a host without an `agent` account
 use. It is an explicit choice, never a fallback for a missing user.
@@ -34,6 +42,9 @@ from hud.errors import ConfigError
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 USER_PATH = "/usr/local/bin:/usr/bin:/bin"
 SETPRIV = "setpriv"
+CHOOM = "choom"
+#: the OOM score adjustment of every process started as a `User` (the maximum: killed first)
+OOM_SCORE_ADJ = 1000
 KILL_ROUNDS = 20
 
 
@@ -87,11 +98,18 @@ class User:
         return env
 
     def argv(self, argv: Iterable[str]) -> list[str]:
-        """`argv` prefixed so that it runs as this user (unchanged for the daemon's user)."""
+        """`argv` prefixed so that it runs as this user, with OOM score `OOM_SCORE_ADJ`.
+
+        `choom` comes first, while still root, so the score is set with the daemon's
+        privileges; `setpriv` then switches the uid. For the daemon's own user `argv` is
+        returned unchanged (no isolation is asked for; a missing program stays a
+        FileNotFoundError from the spawn).
+        """
         argv = list(argv)
         if not self.switch:
             return argv
-        return [SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
+        return [CHOOM, "-n", str(OOM_SCORE_ADJ), "--", SETPRIV, f"--reuid={self.uid}",
+                f"--regid={self.gid}", "--init-groups", "--", *argv]
 
 
 DEFAULT_AGENT = "agent"
@@ -171,6 +189,27 @@ def spare_session(sid: int) -> None:
 def release_session(sid: int) -> None:
     """Make session `sid` subject to sweeps by uid again."""
     _SPARED.discard(sid)
+
+
+# Files such services keep in a directory the agent can write: see `spare_path`.
+_SPARED_PATHS: set[str] = set()
+
+
+def spare_path(path: str | os.PathLike[str]) -> None:
+    """Keep `path` (and everything under it) when the agent's scratch directories are
+    reset between tasks: a file a service running as the agent's user needs, such as the
+    X display's socket in /tmp/.X11-unix. `release_path` undoes it."""
+    _SPARED_PATHS.add(os.path.normpath(os.path.abspath(path)))
+
+
+def release_path(path: str | os.PathLike[str]) -> None:
+    """Let the reset between tasks remove `path` again."""
+    _SPARED_PATHS.discard(os.path.normpath(os.path.abspath(path)))
+
+
+def spared_paths() -> frozenset[str]:
+    """The paths registered with `spare_path` (absolute, normalized)."""
+    return frozenset(_SPARED_PATHS)
 
 
 def _matching_pids(uid: int | None, sessions: frozenset[int]) -> list[int]:

@@ -12,9 +12,22 @@ Design decisions:
 - **Ending the agent's work.** `task_ended()` kills every process of a dedicated uid (so a
   `setsid`'d or double-forked process is caught too); with `user=None` (the daemon's own
   uid) it can only kill the sessions this workspace created and what stayed in them.
+  The same sweep runs in `before_start()` (nothing the agent left may race the next
+  task's setup) and `before_grade()`.
+- **No new work while grading.** From `before_grade()` until `task_ended()` (or the next
+  `before_start()`) every new session's shell, exec or sftp request is refused with
+  "grading in progress" and exit status 1, before any process starts: after the sweep,
+  nothing the agent starts can run beside the grader. The same holds while
+  `before_start()` resets the agent's files.
+- **Root never follows a path the agent can write.** `before_start()` clears the agent's
+  files in the scratch directories (/tmp, /var/tmp, /dev/shm, /run/lock, /dev/mqueue)
+  and resets its home, and `reset()` empties and refills the workspace: all of it as the
+  agent, see `hud.scratch`. The workspace itself is the template's to reset
+  (`await ws.reset(source)`).
 - **Template code** runs commands through the one subprocess helper (`hud.proc.arun`),
   wrapped in `setpriv` for the user and `timeout(1)`, which kills the command's whole
-  process group at the deadline.
+  process group at the deadline; output is bounded (`limit`), so a command flooding it
+  cannot grow the daemon.
 """
 
 from __future__ import annotations
@@ -29,9 +42,10 @@ from collections.abc import Mapping, Sequence
 
 import asyncssh
 from hud.capability import Capability
-from hud.errors import ConfigError
-from hud.proc import Completed, arun
+from hud.errors import ConfigError, InfraError
+from hud.proc import DEFAULT_LIMIT, Completed, arun
 from hud.protocol import BINDING_PROTOCOLS, Binding
+from hud.scratch import SCRATCH_DIRS, clear_scratch, empty, fill
 from hud.shells import SFTP_SERVER, ChannelProcess, Shells
 from hud.users import User, kill_processes, resolve_user
 
@@ -41,6 +55,9 @@ KEEPALIVE_INTERVAL = 15.0
 LOGIN_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 TIMED_OUT = 124  # what coreutils timeout(1) exits with
+GRADING = ("grading in progress: no new ssh sessions until the task is graded; "
+           "connect again when the next task starts")
+STARTING = "the next task is being set up; connect again in a moment"
 
 
 class _Server(asyncssh.SSHServer):
@@ -59,6 +76,9 @@ class _Server(asyncssh.SSHServer):
             self._workspace._connections.discard(self._conn)
 
     def session_requested(self) -> ChannelProcess:
+        # While grading, the channel opens but its shell, exec or sftp request is answered
+        # with the reason and exit status 1 (see `Shells.refusal`): a refused channel open
+        # would show the reason only at OpenSSH's LogLevel INFO and above.
         assert self._workspace._shells is not None
         return self._workspace._shells.new_channel()
 
@@ -92,6 +112,9 @@ class Workspace(Capability):
         env: extra environment variables for every session (PYTHONPATH, ...).
         keepalive_interval: seconds between ssh keep-alives; 3 unanswered close the link.
         sftp_server: path of OpenSSH's sftp-server binary.
+        scratch: world-writable directories whose files of the agent `before_start()`
+            removes (only for a dedicated agent uid).
+        reset_home: whether `before_start()` also resets the agent's home to /etc/skel.
     """
 
     protocol = BINDING_PROTOCOLS["ssh"]
@@ -105,6 +128,8 @@ class Workspace(Capability):
         env: Mapping[str, str] | None = None,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
         sftp_server: str = SFTP_SERVER,
+        scratch: Sequence[str] = SCRATCH_DIRS,
+        reset_home: bool = True,
     ) -> None:
         self.name = name
         self.root = root
@@ -112,12 +137,16 @@ class Workspace(Capability):
         self.env = dict(env or {})
         self.keepalive_interval = keepalive_interval
         self.sftp_server = sftp_server
+        self.scratch = list(scratch)
+        self.reset_home = reset_home
         self._user: User | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._authorized: asyncssh.SSHAuthorizedKeys | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._shells: Shells | None = None
         self._binding: Binding | None = None
+        #: why new sessions are refused right now (grading, setting up), or None
+        self._refusal: str | None = None
 
     @property
     def user(self) -> User:
@@ -151,6 +180,7 @@ class Workspace(Capability):
                         "in the image (the hud base image has it)", self.sftp_server)
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
         self._shells = Shells(user, self.root, self.env, self.sftp_server)
+        self._shells.refusal = self._refusal
         host_key = asyncssh.generate_private_key("ssh-ed25519", comment="hud-host")
         client_key = asyncssh.generate_private_key("ssh-ed25519", comment=f"hud-{user.name}")
         self._authorized = asyncssh.import_authorized_keys(
@@ -193,7 +223,7 @@ class Workspace(Capability):
                 await asyncio.wait_for(acceptor.wait_closed(), STOP_TIMEOUT)
         for conn in list(self._connections):
             conn.close()
-        await self.task_ended()
+        self._sweep()  # not task_ended(): a restart while grading keeps refusing sessions
         for conn in list(self._connections):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(conn.wait_closed(), STOP_TIMEOUT)
@@ -201,21 +231,103 @@ class Workspace(Capability):
             await self._shells.wait_idle(STOP_TIMEOUT)
         self._binding = None
 
-    async def task_ended(self) -> None:
-        """Kill every process the agent started (ssh sessions and their descendants)."""
-        if self._user is None or self._shells is None:
-            return
-        if self._user.dedicated:
-            killed = kill_processes(uid=self._user.uid)
-        else:
+    def _refuse(self, reason: str | None) -> None:
+        self._refusal = reason
+        if self._shells is not None:
+            self._shells.refusal = reason
+
+    def _sweep(self) -> int:
+        """Kill every process of the agent; how many were signalled."""
+        user = self._user
+        if user is None:
+            return 0  # never started nor used: nothing runs as the agent on our behalf
+        if user.dedicated:
+            killed = kill_processes(uid=user.uid)
+        elif self._shells is not None:
             killed = kill_processes(sessions=self._shells.session_ids)
-        self._shells.forget_ended()
-        if killed:
-            log.info("task ended: killed %d process(es) of %s", killed, self._user.name)
+        else:
+            return 0
+        if self._shells is not None:
+            self._shells.forget_ended()
+        return killed
+
+    async def before_start(self) -> None:
+        """A task is about to be set up: end what the agent left and reset its scratch space.
+
+        Kills every process of the agent (as `task_ended`), then, for a dedicated agent
+        uid, removes its files from the `scratch` directories and resets its home to
+        /etc/skel, as the agent (never root following its paths). Kept: the workspace root
+        (the template resets it with `reset()`) and paths registered with
+        `hud.users.spare_path` by services running as the agent (the X display's socket).
+        New sessions are refused meanwhile.
+
+        Raises:
+            InfraError: a cleanup step could not run or ran past its timeout.
+        """
+        user = self.user
+        self._refuse(STARTING)
+        try:
+            killed = self._sweep()
+            if killed:
+                log.info("before the task: killed %d leftover process(es) of %s", killed,
+                         user.name)
+            if user.dedicated:
+                cleared = await clear_scratch(user, self.scratch, home=self.reset_home,
+                                              keep=[self.root])
+                log.info("before the task: cleared %s's files in %s", user.name,
+                         ", ".join(cleared) or "nothing")
+        finally:
+            self._refuse(None)
 
     async def before_grade(self) -> None:
-        """The agent answered: its processes end now, so none can interfere with grading."""
-        await self.task_ended()
+        """The agent answered: refuse new sessions, and kill its processes, until the task
+        has ended, so that nothing it starts can interfere with grading."""
+        self._refuse(GRADING)
+        killed = self._sweep()
+        if killed:
+            log.info("before grading: killed %d process(es) of %s", killed, self.user.name)
+
+    async def task_ended(self) -> None:
+        """Kill every process the agent started (ssh sessions and their descendants), and
+        accept sessions again."""
+        killed = self._sweep()
+        if killed:
+            log.info("task ended: killed %d process(es) of %s", killed, self.user.name)
+        self._refuse(None)
+
+    async def reset(self, source: str | os.PathLike[str] | None = None, *,
+                    timeout: float = 300.0) -> None:
+        """Empty the workspace root and copy the directory `source` into it, as the agent.
+
+        Why as the agent: the root is the agent's to write, so anything in it (or a process
+        of the agent still running) can swap a directory for a symlink. Root copying into
+        it (`shutil.copytree`, and its `copystat`) follows that symlink: it once made the
+        root-only env folder world-readable and wrote into /etc/ssl. Here root only packs
+        `source` (trusted, root-only, e.g. the env folder's `project/`) with `tar -c`, and
+        `find -delete` and `tar -x` run as the agent: a planted symlink sends them only
+        where the agent could write anyway. The result belongs to the agent; `__pycache__`
+        folders are not copied; the root's own mode and owner are kept.
+
+        Args:
+            source: the directory whose contents the workspace gets; None leaves it empty.
+            timeout: seconds for each of the two steps.
+
+        Raises:
+            ConfigError: `source` is not a directory.
+            InfraError: the root could not be emptied (files the agent cannot delete: put
+                nothing root-owned in the workspace) or the copy failed.
+        """
+        if source is not None and not os.path.isdir(source):
+            raise ConfigError(f"cannot reset the workspace from {os.fspath(source)!r}: it is "
+                              f"not a directory; pass a folder of the env "
+                              f"(e.g. Path(__file__).parent / 'project')")
+        done = await empty(self.user, [self.root], timeout=timeout)
+        if not done.ok:
+            raise InfraError(f"emptying the workspace {self.root!r} as {self.user.name} failed "
+                             f"(exit {done.code}): {done.tail(5)}; the root must belong to "
+                             f"{self.user.name} and hold nothing it cannot delete")
+        if source is not None:
+            await fill(self.user, self.root, source, timeout=timeout)
 
     async def healthy(self) -> bool:
         """Whether the listener still accepts connections."""
@@ -231,6 +343,7 @@ class Workspace(Capability):
         timeout: float = 60.0,
         cwd: str | None = None,
         input: str | bytes | None = None,
+        limit: int = DEFAULT_LIMIT,
     ) -> Completed:
         """Run a command in the workspace on the author's behalf (setup, grading).
 
@@ -242,6 +355,10 @@ class Workspace(Capability):
                 are killed and the result has exit code 124 and a note in stderr.
             cwd: working directory (default: the workspace root).
             input: bytes or text fed to stdin.
+            limit: bytes kept of each of stdout and stderr (16 MiB by default). A command
+                writing more is killed with its process group at that point, and the
+                result is `truncated`, with a note in stderr: output the agent's code
+                floods cannot grow the daemon.
 
         Returns:
             The exit code and the decoded stdout and stderr.
@@ -261,7 +378,11 @@ class Workspace(Capability):
             input=input,
             env=who.environment(extra=self.env),
             cwd=cwd or self.root,
+            limit=limit,
         )
+        if done.truncated:
+            note = f"hud: {shlex.join(argv)!r} wrote more than {limit} bytes and was killed\n"
+            return Completed(tuple(argv), done.code, done.stdout, done.stderr + note, True)
         timed_out = time.monotonic() - started >= timeout
         if timed_out and done.code in (TIMED_OUT, 128 + 9):
             note = f"hud: {shlex.join(argv)!r} ran past {timeout:g}s and was killed\n"

@@ -84,6 +84,34 @@ def test_argv_runs_as_the_other_user(throwaway_user: pwd.struct_passwd) -> None:
     assert out.stdout.split() == [str(throwaway_user.pw_uid), str(throwaway_user.pw_gid)]
 
 
+def test_another_users_processes_have_the_highest_oom_score(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+    """A process run as another user, and its children, have oom_score_adj 1000."""
+    user = resolve_user(throwaway_user.pw_name)
+    out = subprocess.run(user.argv(["sh", "-c", "cat /proc/self/oom_score_adj; "
+                                    "sh -c 'cat /proc/self/oom_score_adj'"]),
+                         env=user.environment(), capture_output=True, text=True, timeout=30, check=False)
+    assert out.stdout.split() == ["1000", "1000"]
+
+
+def _has_cap_sys_resource() -> bool:
+    for line in open("/proc/self/status"):
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)  # CAP_SYS_RESOURCE is bit 24
+    return False
+
+
+def test_the_user_cannot_lower_its_oom_score(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+    """Without CAP_SYS_RESOURCE the user cannot take its OOM score back down."""
+    if not _has_cap_sys_resource():
+        pytest.skip("the daemon lacks CAP_SYS_RESOURCE (Docker's default set): the score "
+                    "is 1000 but its floor stays the daemon's own")
+    user = resolve_user(throwaway_user.pw_name)
+    out = subprocess.run(user.argv(["sh", "-c", "echo 0 > /proc/self/oom_score_adj; "
+                                    "cat /proc/self/oom_score_adj"]),
+                         env=user.environment(), capture_output=True, text=True, timeout=30, check=False)
+    assert out.stdout.split() == ["1000"] and "Permission denied" in out.stderr
+
+
 def test_kill_refuses_the_daemons_own_uid() -> None:
     """Sweeping the daemon's own uid is refused (it would kill the daemon)."""
     with pytest.raises(ValueError, match="refusing to kill every process of uid"):

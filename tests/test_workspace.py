@@ -154,3 +154,76 @@ async def test_run_as_agent_runs_as_the_user(user_client: Client) -> None:
     """run() without user= runs as the workspace user."""
     done = await user_client.ws.run("id -un")
     assert done.stdout.strip() == user_client.user
+
+
+def _session_argv(client: Client, kind: str) -> tuple[list[str], bytes | None]:
+    """A new exec, interactive shell (pty) or sftp session, and what to feed it."""
+    if kind == "exec":
+        return client.ssh("echo ran"), None
+    if kind == "shell":
+        host = f"{client.user}@127.0.0.1"
+        return ["ssh", *client.options, "-tt", "-p", client.port, host], b"echo ran; exit\n"
+    return client.sftp("-b", "-"), b"ls\n"
+
+
+@pytest.mark.parametrize("kind", ["exec", "shell", "sftp"])
+async def test_grading_refuses_new_sessions(client: Client, kind: str) -> None:
+    """After before_grade, a new exec, shell or sftp session is refused with the reason."""
+    await client.ws.before_grade()
+    argv, feed = _session_argv(client, kind)
+    done = await client.run(argv, input=feed)
+    assert done.returncode != 0 and "grading in progress" in done.stderr, done.stderr
+    assert "ran" not in done.stdout
+
+
+@pytest.mark.parametrize("kind", ["exec", "shell", "sftp"])
+async def test_sessions_work_again_after_the_task_ends(client: Client, kind: str) -> None:
+    """After task_ended, the sessions refused during grading work again."""
+    await client.ws.before_grade()
+    await client.ws.task_ended()
+    argv, feed = _session_argv(client, kind)
+    done = await client.run(argv, input=feed)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_grading_refuses_channels_on_an_open_connection(client: Client) -> None:
+    """On a connection opened before grading, nothing starts until before_start."""
+    binding = client.ws._binding
+    assert binding is not None
+    known = asyncssh.import_known_hosts(f"[127.0.0.1]:{client.port} {binding.params['host_pubkey']}\n")
+    key = asyncssh.import_private_key(binding.params["client_key"])
+    async with asyncssh.connect("127.0.0.1", int(client.port), username=client.user,
+                                client_keys=[key], known_hosts=known) as conn:
+        await client.ws.before_grade()
+        late = await asyncio.wait_for(conn.run("echo late"), TIMEOUT)
+        assert (late.exit_status, late.stdout) == (1, "")
+        assert "grading in progress" in str(late.stderr)
+        await client.ws.before_start()
+        result = await asyncio.wait_for(conn.run("echo next task"), TIMEOUT)
+    assert result.stdout == "next task\n"
+
+
+async def test_run_marks_a_flood_truncated_and_kills_it(client: Client) -> None:
+    """run() keeps `limit` bytes of a 1 GiB flood, kills the command and says so."""
+    done = await client.ws.run("echo $$ >&2; exec head -c 1G /dev/zero", limit=1 << 20)
+    assert done.truncated and len(done.stdout) == 1 << 20
+    assert "wrote more than 1048576 bytes and was killed" in done.stderr
+    assert await until(lambda: not alive(int(done.stderr.split()[0])))
+
+
+async def test_agent_sessions_have_the_highest_oom_score(user_client: Client) -> None:
+    """The agent's ssh sessions run with oom_score_adj 1000: the OOM killer takes them first."""
+    done = await user_client.run(user_client.ssh("cat /proc/self/oom_score_adj"))
+    assert done.stdout.strip() == "1000", done.stderr
+
+
+async def test_a_restart_while_grading_keeps_refusing(client: Client, tmp_path: Path) -> None:
+    """stop() and start() during grading (the watchdog's restart) do not lift the lock."""
+    await client.ws.before_grade()
+    await client.ws.stop()
+    await client.ws.start()
+    keys = tmp_path / "keys2"
+    keys.mkdir()
+    fresh = Client(client.ws, keys)
+    done = await fresh.run(fresh.ssh("echo ran"))
+    assert done.returncode == 1 and "grading in progress" in done.stderr
