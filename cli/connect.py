@@ -48,6 +48,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
     """Send tunnel.open; return the bytes that arrived after the reply line."""
     params = {"capability": name}
+    token = token or os.environ.get("HUD_TOKEN")
     if token:
         params["token"] = token
     frame = {"jsonrpc": "2.0", "id": 1, "method": "tunnel.open", "params": params}

@@ -7,6 +7,11 @@ server pipes bytes to `binding.url`.
 
 Lifecycle, driven by the daemon:
     start()        once, after the environment's initialize hooks; returns the Binding
+    before_start() a task is about to start, before the template's setup runs: sweep what
+                   an earlier agent left (processes, scratch files), so that setup never
+                   runs against state the agent controls. A failure refuses the start
+                   (CAPABILITY_ERROR): a task never starts on an unswept workspace.
+                   Called for every capability, the ssh workspace first.
     before_grade() the agent answered: stop what it could still do, so that nothing it
                    left running can tamper with grading
     task_ended()   after every task is graded or cancelled (kill what the agent left)
@@ -36,6 +41,13 @@ class Capability(abc.ABC):
     @abc.abstractmethod
     async def stop(self) -> None:
         """Stop serving and release every process and port. Must be idempotent."""
+
+    async def before_start(self) -> None:
+        """A task is about to start: clear what an earlier agent left (see the module doc).
+
+        Raises:
+            Exception: anything; the daemon refuses the start and logs it.
+        """
 
     async def before_grade(self) -> None:
         """The agent has answered: stop anything it left running before grading starts."""

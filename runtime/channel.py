@@ -68,7 +68,8 @@ class Channel:
             request_id = self._next_id
             frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
             try:
-                self._writer.write(encode(frame))
+                # lenient like Python's json: an agent's answer may hold NaN (the daemon reads it)
+                self._writer.write(encode(frame, allow_nan=True))
                 await self._writer.drain()
                 while True:
                     raw = await asyncio.wait_for(self._frames.next(), timeout)

@@ -133,7 +133,10 @@ class ControlClient:
         self._first = False
         self._next_id += 1
         frame = {"jsonrpc": JSONRPC, "id": self._next_id, "method": method, "params": params}
-        data = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        try:
+            data = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        except UnicodeEncodeError:  # a lone surrogate (e.g. undecodable argv bytes): \u-escape
+            data = json.dumps(frame, separators=(",", ":")).encode() + b"\n"
         try:
             self.sock.sendall(data)
             line = self._file.readline()

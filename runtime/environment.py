@@ -13,22 +13,31 @@ yield is the reward. Calling a template mints a `Task` and runs nothing; the run
 daemon drives the generator (hud.runner). Arguments are validated against the
 signature by a pydantic model built from it, both when minting and when they arrive
 over the wire ("7" becomes 7 for an int).
+
+One running environment (one container, one daemon) serves `concurrency` tasks at once,
+1 by default: rollouts share its /workspace, its agent user and its capabilities, so a
+second `tasks.start` while a task is in progress (parked sessions count) is refused.
+Declare `Environment(concurrency=N)` only for an environment whose tasks cannot see
+each other (e.g. one simulator slot per session).
 """
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
-from pydantic_core import to_jsonable_python
 
 from hud.capability import Capability, StaticCapability
 from hud.errors import ConfigError
 from hud.protocol import Binding, EnvInfo, Manifest, TaskInfo, TemplateInfo
 from hud.task import Task
+from hud.template import (
+    DEFAULT_GRADE_TIMEOUT,
+    DEFAULT_SETUP_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    Template,
+    check_limit,
+)
 
 LAYERS = ("base", "browser", "desktop")
 
@@ -42,127 +51,51 @@ def registered(name: str) -> Environment | None:
     return _REGISTRY.get(name)
 
 
-def _describe_error(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(args)"
-        shown = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
-        parts.append(f"{where}: {item['msg']}{shown}")
-    return "; ".join(parts)
-
-
-class Template:
-    """A task template: an async generator function plus its argument model."""
-
-    def __init__(
-        self, env: Environment, fn: Callable[..., Any], id: str, description: str | None
-    ) -> None:
-        if not inspect.isasyncgenfunction(fn):
-            kind = "a coroutine function" if inspect.iscoroutinefunction(fn) else type(fn).__name__
-            raise TypeError(
-                f"@env.template() needs an async generator function (async def with yield); "
-                f"{getattr(fn, '__name__', fn)!r} is {kind}. Write `answer = yield prompt` "
-                f"then `yield reward`."
-            )
-        self.env = env
-        self.fn = fn
-        self.id = id
-        doc = inspect.getdoc(fn)
-        self.description = description or (doc.splitlines()[0] if doc else None)
-        self.signature = inspect.signature(fn)
-        self.solution_fn: Callable[..., Any] | None = None
-        fields: dict[str, Any] = {}
-        for param in self.signature.parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(
-                    f"template {id!r}: *{param.name} is not allowed; templates take named "
-                    f"arguments only, so they can be validated and listed in the manifest"
-                )
-            annotation = Any if param.annotation is param.empty else param.annotation
-            default = ... if param.default is param.empty else param.default
-            fields[param.name] = (annotation, default)
-        self.args_model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-            f"{id}_args", __config__=ConfigDict(extra="forbid"), **fields
-        )
-
-    def __repr__(self) -> str:
-        return f"<Template {self.id}{self.signature}>"
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Task:
-        """Mint a task; nothing runs.
-
-        Raises:
-            TypeError: the arguments do not fit the signature.
-            ConfigError: an argument has the wrong type and cannot be coerced.
-        """
-        bound = self.signature.bind(*args, **kwargs)
-        return Task(
-            env=self.env.name,
-            id=self.id,
-            args=self.canonical_args(dict(bound.arguments)),
-            description=self.description,
-        )
-
-    def validate_args(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Validate and coerce `args`; return every argument, defaults filled in.
-
-        Raises:
-            ConfigError: an argument is unknown, missing or of a type that cannot be coerced.
-        """
-        if not isinstance(args, dict):
-            raise ConfigError(f"args for task {self.id!r} must be a JSON object, got {args!r}")
-        try:
-            model = self.args_model.model_validate(args)
-        except ValidationError as exc:
-            raise ConfigError(
-                f"bad args for task {self.id!r}: {_describe_error(exc)}; "
-                f"the template takes {self.signature}"
-            ) from None
-        return {name: getattr(model, name) for name in self.args_model.model_fields}
-
-    def canonical_args(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The JSON form of `args` with every argument equal to its default dropped.
-
-        Raises:
-            ConfigError: see `validate_args`.
-        """
-        full = to_jsonable_python(self.validate_args(args))
-        canonical = {}
-        for name, value in full.items():
-            param = self.signature.parameters[name]
-            if param.default is not param.empty and to_jsonable_python(param.default) == value:
-                continue
-            canonical[name] = value
-        return canonical
-
-    def args_schema(self) -> dict[str, Any]:
-        return self.args_model.model_json_schema()
-
-    def solution(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Attach a reference solution (used by the `oracle` agent); returns `fn`."""
-        self.solution_fn = fn
-        return fn
-
-    def open(self, args: dict[str, Any]) -> Any:
-        """Start the template's generator for validated `args` (setup has not run yet).
-
-        Raises:
-            ConfigError: see `validate_args`.
-        """
-        return self.fn(**self.validate_args(args))
-
-
 class Environment:
     """An RL environment: templates (tasks), lifecycle hooks and capabilities."""
 
-    def __init__(self, name: str, version: str = "0.1.0", *, layer: str = "base") -> None:
+    def __init__(
+        self,
+        name: str,
+        version: str = "0.1.0",
+        *,
+        layer: str = "base",
+        concurrency: int = 1,
+        setup_timeout: float = DEFAULT_SETUP_TIMEOUT,
+        grade_timeout: float = DEFAULT_GRADE_TIMEOUT,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    ) -> None:
+        """Create an environment.
+
+        Args:
+            name: the environment's name (in the manifest and image labels).
+            version: its version string.
+            layer: the hud image layer it needs: "base", "browser" or "desktop".
+            concurrency: how many sessions may have a task in progress at once in one
+                running container (parked sessions count); more starts are refused.
+            setup_timeout: default seconds a template's setup may take (hud.template).
+            grade_timeout: default seconds grading (or a reference solution) may take.
+            stall_timeout: default seconds template code may block the event loop
+                synchronously between two awaits (hud.stall).
+
+        Raises:
+            ConfigError: an empty name, an unknown layer, a concurrency below 1, or a
+                limit that is not a positive number of seconds.
+        """
         if not name or not isinstance(name, str):
             raise ConfigError(f"Environment needs a non-empty name, got {name!r}")
         if layer not in LAYERS:
             raise ConfigError(f"unknown image layer {layer!r}; use one of {', '.join(LAYERS)}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(f"concurrency must be an integer >= 1 (tasks in progress at "
+                              f"once in one container), got {concurrency!r}")
         self.name = name
         self.version = version
         self.layer = layer
+        self.concurrency = concurrency
+        self.setup_timeout: float = check_limit("setup_timeout", setup_timeout)  # type: ignore[assignment]
+        self.grade_timeout: float = check_limit("grade_timeout", grade_timeout)  # type: ignore[assignment]
+        self.stall_timeout: float = check_limit("stall_timeout", stall_timeout)  # type: ignore[assignment]
         self.templates: dict[str, Template] = {}
         self.tasks: list[Task] = []
         self.capabilities: dict[str, Capability] = {}
@@ -179,19 +112,28 @@ class Environment:
         *,
         id: str | None = None,
         description: str | None = None,
+        setup_timeout: float | None = None,
+        grade_timeout: float | None = None,
+        stall_timeout: float | None = None,
     ) -> Any:
         """Register an async generator as a task template (`@env.template()`).
 
+        `setup_timeout`, `grade_timeout` and `stall_timeout` (seconds) override the
+        environment's limits for this template (see hud.template).
+
         Raises:
             TypeError: the decorated object is not an async generator function.
-            ConfigError: a template with the same id exists already.
+            ConfigError: a template with the same id exists already, or a limit is not a
+                positive number of seconds.
         """
 
         def register(func: Callable[..., Any]) -> Template:
             template_id = id or getattr(func, "__name__", "")
             if template_id in self.templates:
                 raise ConfigError(f"template id {template_id!r} is registered twice in {self.name!r}")
-            template = Template(self, func, template_id, description)
+            template = Template(self, func, template_id, description,
+                                setup_timeout=setup_timeout, grade_timeout=grade_timeout,
+                                stall_timeout=stall_timeout)
             self.templates[template_id] = template
             return template
 
@@ -371,7 +313,8 @@ class Environment:
 
     def manifest(self, bindings: list[Binding] | None = None) -> Manifest:
         return Manifest(
-            env=EnvInfo(name=self.name, version=self.version, layer=self.layer),
+            env=EnvInfo(name=self.name, version=self.version, layer=self.layer,
+                        concurrency=self.concurrency),
             bindings=list(bindings or []),
             tasks=[
                 TaskInfo(slug=t.slug, id=t.id, args=t.args, description=t.description)

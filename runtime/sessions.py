@@ -38,7 +38,8 @@ class Session:
         if run is None:
             return f"{self.id} (no task)"
         age = time.time() - (run.started_at or self.created_at)
-        return f"{self.id} ({run.slug}, started {age:.0f}s ago)"
+        where = "attached" if self.attached else "parked"
+        return f"{self.id} ({run.slug}, started {age:.0f}s ago, {where})"
 
 
 class SessionRegistry:

@@ -148,13 +148,13 @@ class Daemon:
 def start_daemon(short_dir: Path) -> Iterator[Any]:
     started: list[Daemon] = []
 
-    def start(module: str, *extra: str) -> Daemon:
+    def start(module: str, *extra: str, env: dict[str, str] | None = None) -> Daemon:
         socket_path = short_dir / f"d{len(started)}.sock"
         log_path = short_dir / f"d{len(started)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "hud.cli.main", "serve", module, "--socket", str(socket_path),
              "--log-file", str(log_path), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
         daemon = Daemon(proc, socket_path, log_path)
         started.append(daemon)

@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import ENVS, wait_for_socket
@@ -115,29 +114,6 @@ def test_stale_socket_file_is_replaced(short_dir: Path, start_daemon) -> None:
     assert daemon.hud("task", "list").returncode == 0
 
 
-def test_tcp_with_token(start_daemon) -> None:
-    """On TCP a token is required in the first frame; with it, tasks run."""
-    port = _free_port()
-    daemon = start_daemon(str(ENVS / "letters.py"), "--tcp", f"127.0.0.1:{port}", "--token", "s3cret")
-    url = f"tcp://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    denied = daemon.hud("task", "list", "--url", url)
-    assert denied.returncode == 1 and "needs a token" in denied.stderr
-    ok = daemon.hud("task", "list", "--url", url, "--token", "s3cret")
-    assert ok.returncode == 0 and "count_letter" in ok.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_no_daemon_is_a_clear_error(short_dir: Path) -> None:
     """With nothing listening, `hud task start` says so and how to start one (exit 1)."""
     env = {**os.environ, "HUD_SOCKET": str(short_dir / "none.sock"), "HUD_LOG": str(short_dir / "no.log")}
@@ -197,3 +173,16 @@ async def test_watchdog_restarts_a_capability_that_stopped_answering(short_dir: 
         assert server.manifest().bindings[0].url == "tcp://127.0.0.1:1002"
     finally:
         await daemon.close()
+
+
+def test_socket_in_a_shared_dir_leaves_its_mode_alone(short_dir: Path) -> None:
+    """A socket put in an existing shared dir (like /tmp) never makes that dir root-only."""
+    from hud.daemon import _claim_socket_path
+
+    short_dir.chmod(0o1777)
+    _claim_socket_path(short_dir / "control.sock")
+    assert stat.S_IMODE(short_dir.stat().st_mode) == 0o1777
+    fresh = short_dir / "made-here"
+    _claim_socket_path(fresh / "control.sock")
+    if os.geteuid() == 0:  # a dir the daemon made itself is root-only
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o700

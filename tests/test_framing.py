@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+
+import pytest
 
 from hud.framing import OVERSIZE, FrameReader, encode
 
@@ -37,3 +41,60 @@ async def test_frame_at_the_limit_passes() -> None:
 def test_encode_is_compact_utf8_with_newline() -> None:
     """Frames are compact JSON, UTF-8 (not \\u escapes), newline-terminated."""
     assert encode({"a": "é", "b": [1, 2]}) == '{"a":"é","b":[1,2]}\n'.encode()
+
+
+LIMIT = 100_000
+
+
+@pytest.mark.parametrize("chunk", [None, 7, 65_536, LIMIT, LIMIT + 1])
+@pytest.mark.parametrize(("size", "passes"), [(LIMIT - 1, True), (LIMIT, True), (LIMIT + 1, False)])
+async def test_the_limit_is_exact_however_the_bytes_arrive(chunk: int | None, size: int,
+                                                           passes: bool) -> None:
+    """limit-1 and limit bytes pass, limit+1 is OVERSIZE, whether the newline comes in the
+    same read as the line or later; the next frame is intact."""
+    data = b"a" * size + b"\nok\n"
+    reader = asyncio.StreamReader()
+    for i in range(0, len(data), chunk or len(data)):
+        reader.feed_data(data[i:i + (chunk or len(data))])
+    reader.feed_eof()
+    frames = FrameReader(reader, LIMIT)
+    first = await frames.next()
+    assert (first == b"a" * size) if passes else (first is OVERSIZE)
+    assert await frames.next() == b"ok"
+
+
+async def test_stop_at_limit_reports_oversize_before_the_newline() -> None:
+    """With stop_at_limit an over-long line is OVERSIZE without reading on to its end."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"x" * 5000)  # no newline, no EOF: the reader would wait for more
+    frames = FrameReader(reader, 1000)
+    assert await asyncio.wait_for(frames.next(stop_at_limit=True), 5) is OVERSIZE
+
+
+async def test_an_unterminated_oversize_line_at_eof_is_oversize() -> None:
+    """A last line without newline over the limit is OVERSIZE, not a frame."""
+    assert await frames_of(b"ok\n" + b"z" * 2001, 2000) == [b"ok", OVERSIZE]
+
+
+def test_lone_surrogates_fall_back_to_ascii_escapes() -> None:
+    """A string UTF-8 cannot carry is sent \\u-escaped, and reads back the same."""
+    data = encode({"id": "\ud800", "x": "é"})
+    assert data == b'{"id":"\\ud800","x":"\\u00e9"}\n'
+    assert json.loads(data) == {"id": "\ud800", "x": "é"}
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, object(), {1, 2}])
+def test_values_json_cannot_carry_raise(value: object) -> None:
+    """NaN, infinities and non-JSON objects are refused, never written as invalid JSON."""
+    with pytest.raises((ValueError, TypeError)):
+        encode({"result": value})
+
+
+def test_an_unencodable_reply_becomes_an_internal_error_frame() -> None:
+    """encode_reply answers with -32603 naming the problem, under the request's id."""
+    from hud.protocol import INTERNAL_ERROR
+    from hud.server import encode_reply
+
+    frame = json.loads(encode_reply({"jsonrpc": "2.0", "id": 7, "result": {"x": object()}}))
+    assert frame["id"] == 7 and frame["error"]["code"] == INTERNAL_ERROR
+    assert "could not be encoded as JSON (TypeError: Object of type object" in frame["error"]["message"]

@@ -28,7 +28,7 @@ async def test_hello_returns_the_manifest_with_a_session_id(inproc: InProcess) -
     client = await inproc.client()
     manifest = await client.result("hello")
     assert manifest["protocol"] == p.PROTOCOL_VERSION
-    assert manifest["env"] == {"name": "faults", "version": "1.2.3", "layer": "base"}
+    assert manifest["env"] == {"name": "faults", "version": "1.2.3", "layer": "base", "concurrency": 64}
     assert manifest["session_id"]
     assert "count_letter" in [t["slug"] for t in manifest["tasks"]]
     assert "add" in [t["id"] for t in manifest["templates"]]

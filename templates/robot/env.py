@@ -13,9 +13,8 @@ from typing import Any
 
 from hud import Environment
 
-env = Environment(name="robot-reach")
-
 # Eight independent simulators, so a GRPO group of 8 runs at once in one container.
+env = Environment(name="robot-reach", concurrency=8)
 robot = env.gym("Reacher-v5", slots=8)
 
 

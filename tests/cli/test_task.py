@@ -105,7 +105,8 @@ def test_manifest_from_daemon_and_in_process(start_daemon) -> None:
     daemon = start_daemon(str(ENVS / "letters.py"))
     remote = json.loads(daemon.hud("manifest").stdout)
     local = json.loads(daemon.hud("manifest", "--module", str(ENVS / "letters.py")).stdout)
-    assert remote["env"] == local["env"] == {"name": "letter-count", "version": "0.1.0", "layer": "base"}
+    assert remote["env"] == local["env"] == {"name": "letter-count", "version": "0.1.0", "layer": "base",
+                                            "concurrency": 64}
     assert remote["tasks"] == local["tasks"]
 
 
