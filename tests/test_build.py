@@ -69,18 +69,19 @@ def test_coding_template_grades_the_fix(built, containers) -> None:  # noqa: F81
     assert containers.exec(run1, *FIX, user="agent").returncode == 0
     frame = json.loads(containers.hud(run1, "task", "grade", "fix_bug", "--answer", "fixed",
                                       "--json"))
-    assert frame["score"] == 1.0 and frame["info"]["passed"] == frame["info"]["total"] == 6
+    assert frame["score"] == 1.0 and frame["info"]["passed"] == frame["info"]["total"] == 8
 
 
 def test_coding_workspace_is_agents_and_tests_are_hidden(built, containers) -> None:  # noqa: F811
-    """After start the project is in /workspace owned by agent; the hidden tests are not."""
+    """After start the project is in /workspace owned by agent; the hidden cases (env.py) are
+    not readable by it."""
     _, tag = built("coding")
     run1 = containers.run(tag)
     containers.wait_healthy(run1)
     containers.hud(run1, "task", "start", "fix_bug")
     listing = containers.exec(run1, "find", "/workspace", "-not", "-user", "agent", user="root")
     assert listing.stdout.strip() == ""
-    assert containers.exec(run1, "ls", "/opt/hud/env/hidden_tests", user="agent").returncode != 0
+    assert containers.exec(run1, "cat", "/opt/hud/env/env.py", user="agent").returncode != 0
     assert containers.exec(run1, "hud", "task", "list", user="agent").returncode != 0
 
 

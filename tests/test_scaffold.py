@@ -15,13 +15,13 @@ from hud.errors import ConfigError
 from hud.scaffold import scaffold, templates
 
 LETTER_COUNT = '''\
-from hud import Environment
+from hud import Environment, graders
 env = Environment(name="letter-count")
 
 @env.template()
 async def count_letter(word: str = "strawberry", letter: str = "r"):
     answer = yield f"How many '{letter}'s are in '{word}'? Reply with just the number."
-    yield 1.0 if answer and str(word.count(letter)) in answer else 0.0
+    yield graders.exact_answer(answer, word.count(letter))
 
 tasks = [count_letter(word=w) for w in ("strawberry", "raspberry", "blueberry")]
 '''
@@ -64,7 +64,8 @@ def test_coding_template_lists_fix_bug(tmp_path: Path) -> None:
     target, _ = scaffold(tmp_path / "coder", "coding")
     manifest = _manifest(target)
     assert [t["slug"] for t in manifest["tasks"]] == ["fix_bug"]
-    assert (target / "hidden_tests").is_dir() and (target / "project" / "stats").is_dir()
+    assert (target / "project" / "stats").is_dir()
+    assert "HIDDEN_CASES" in (target / "env.py").read_text()  # the hidden cases live in env.py
 
 
 def test_default_template_is_coding(tmp_path: Path) -> None:

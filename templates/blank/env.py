@@ -1,10 +1,10 @@
-from hud import Environment
+from hud import Environment, graders
 env = Environment(name="letter-count")
 
 @env.template()
 async def count_letter(word: str = "strawberry", letter: str = "r"):
     answer = yield f"How many '{letter}'s are in '{word}'? Reply with just the number."
-    yield 1.0 if answer and str(word.count(letter)) in answer else 0.0
+    yield graders.exact_answer(answer, word.count(letter))
 
 tasks = [count_letter(word=w) for w in ("strawberry", "raspberry", "blueberry")]
 

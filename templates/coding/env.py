@@ -1,35 +1,33 @@
 """fix_bug: a small Python project in /workspace has a real bug; fix it.
 
-Setup copies `project/` from this (root-only) directory into the agent's workspace,
-owned by the agent. Grading copies `hidden_tests/` into a fresh temporary directory and
-runs them with `python3 -m unittest` against the workspace, as the agent's uid (so the
-agent's code never runs as root), with a timeout. The reward is 1.0 when every hidden
-test passes, else 0.0; `info` carries the counts and the tail of the test output.
+Setup resets the agent's workspace to a fresh copy of `project/` (the copy is made as the
+agent, so a symlink the agent planted can't send root's writes anywhere). Grading calls
+the agent's `stats` functions on hidden inputs with `hud.graders.python_calls`: the files
+`stats/**/*.py` are copied into a sandbox that runs them as the grading user (neither the
+agent nor root), with isolated Python and bounded time, memory and output, and that only
+returns what each call gave. The expected values below never leave this root-only file;
+the comparison happens in the daemon, so nothing the agent's code prints, patches or
+plants (a sitecustomize.py, a unittest.py, an exit at import) can change the verdict. The
+reward is 1.0 when every hidden case passes, else 0.0; `info` lists the failed cases.
 
 Outside a container, set HUD_WORKSPACE to a scratch directory (default /workspace).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
-from hud import Environment
+from hud import Environment, graders
+from hud.errors import TaskError
 
 env = Environment(name="fix-bug")
 
 HERE = Path(__file__).resolve().parent
-WORKSPACE = Path(os.environ.get("HUD_WORKSPACE", "/workspace"))
+WORKSPACE = os.environ.get("HUD_WORKSPACE", "/workspace")
 # The agent's shell and files: ssh into the workspace as `agent` (uid 1000), reached from
 # the host through `hud connect --tunnel shell` (or `hud ssh CONTAINER`).
-workspace = env.workspace(str(WORKSPACE))
-AGENT_UID = 1000
-GRADE_TIMEOUT = 60.0
+workspace = env.workspace(WORKSPACE)
 
 PROMPT = """\
 The Python project in {workspace} has a bug: some of `stats`'s functions give wrong
@@ -37,73 +35,35 @@ results. Find it and fix it in place (do not rename files or functions). You can
 project's own tests with `cd {workspace} && python3 -m unittest`. Reply with one line
 saying what you fixed."""
 
-
-def _as_agent() -> list[str]:
-    """Run as the agent when we are root (in the image); as ourselves otherwise."""
-    if os.geteuid() != 0:
-        return []
-    return ["setpriv", f"--reuid={AGENT_UID}", f"--regid={AGENT_UID}", "--clear-groups"]
-
-
-def reset_workspace() -> None:
-    """Put a fresh copy of the project in the workspace, owned by the agent."""
-    WORKSPACE.mkdir(parents=True, exist_ok=True)
-    for child in WORKSPACE.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    shutil.copytree(HERE / "project", WORKSPACE, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    if os.geteuid() == 0:
-        for path in [WORKSPACE, *WORKSPACE.rglob("*")]:
-            os.chown(path, AGENT_UID, AGENT_UID, follow_symlinks=False)
-
-
-async def run_hidden_tests() -> dict:
-    """Run the hidden tests against the workspace; return score and counts."""
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        shutil.copytree(HERE / "hidden_tests", tmp, dirs_exist_ok=True)
-        os.chmod(tmp, 0o755)
-        argv = [*_as_agent(), sys.executable, "-m", "unittest", "discover",
-                "-s", tmp, "-t", tmp, "-p", "test_*.py"]
-        environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp",
-                   "PYTHONPATH": str(WORKSPACE), "PYTHONDONTWRITEBYTECODE": "1",
-                   # never read the workspace's __pycache__: a .pyc the agent left (or
-                   # planted) could shadow the source being graded
-                   "PYTHONPYCACHEPREFIX": os.path.join(tmp, ".pycache")}
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=str(WORKSPACE), env=environ,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), GRADE_TIMEOUT)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return {"score": 0.0, "info": {"error": f"tests ran past {GRADE_TIMEOUT:g}s"}}
-    text = out.decode(errors="replace")
-    ran = re.search(r"^Ran (\d+) tests?", text, re.MULTILINE)
-    total = int(ran.group(1)) if ran else 0
-    bad = sum(int(n) for n in re.findall(r"(?:failures|errors)=(\d+)", text))
-    passed = total - bad if total else 0
-    score = 1.0 if total and passed == total and proc.returncode == 0 else 0.0
-    return {"score": score,
-            "info": {"passed": passed, "total": total, "output": text[-1500:]}}
+# Hidden cases: inputs go into the sandbox, the expected values stay in the daemon.
+HIDDEN_CASES = [
+    graders.Case("stats:median", args=[[4, 1, 3, 2]], expect=2.5),
+    graders.Case("stats:median", args=[[10, 20]], expect=15),
+    graders.Case("stats:median", args=[[7, 1, 5, 3, 9, 11]], expect=6),
+    graders.Case("stats:median", args=[[5, 3, 9, 1, 7]], expect=5),
+    graders.Case("stats:median", args=[[42]], expect=42),
+    graders.Case("stats:median", args=[[]], raises="ValueError"),
+    graders.Case("stats:mean", args=[[2, 4]], expect=3),
+    graders.Case("stats:spread", args=[[2, 4]], expect=2),
+]
 
 
 @env.template()
 async def fix_bug():
     """Fix the bug in the `stats` project in /workspace."""
-    reset_workspace()
+    await workspace.reset(HERE / "project")
     answer = yield PROMPT.format(workspace=WORKSPACE)
-    yield await run_hidden_tests()
+    yield await graders.python_calls(WORKSPACE, include=["stats/**/*.py"], cases=HIDDEN_CASES)
 
 
 @fix_bug.solution
-def solve() -> str:
-    """The reference fix (used by the `oracle` agent): the even-length median."""
-    core = WORKSPACE / "stats" / "core.py"
-    core.write_text(core.read_text().replace("ordered[mid + 1]", "ordered[mid - 1]"))
+async def solve() -> str:
+    """The reference fix (used by the `oracle` agent), made as the agent: the even-length
+    median."""
+    done = await workspace.run(["sed", "-i", "s/ordered\\[mid + 1\\]/ordered[mid - 1]/",
+                                "stats/core.py"])
+    if not done.ok:
+        raise TaskError(f"the reference fix failed (exit {done.code}): {done.tail(5)}")
     return "median() averaged the wrong neighbour for even lengths: use mid - 1 and mid"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,12 +11,12 @@ import pytest
 from hud.agents import NopAgent, OracleAgent
 from hud.eval import Taskset
 from hud.scaffold import scaffold
+from tests.graderkit import grader_account  # noqa: F401
 
 
 @pytest.fixture
 def dev_host(monkeypatch: pytest.MonkeyPatch):
-    """No `agent` account here: capabilities run as us; the workspace is a scratch dir
-    the coding grader's uid 1000 can traverse."""
+    """No `agent` account here: capabilities run as us, in a scratch workspace."""
     workspace = Path(tempfile.mkdtemp(prefix="hud-ws-"))
     workspace.chmod(0o755)
     monkeypatch.setenv("HUD_AGENT_USER", "")
@@ -29,10 +28,13 @@ def dev_host(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.parametrize("template", ["blank", "coding"])
-async def test_oracle_and_nop_locally(template: str, dev_host: Path, tmp_path: Path) -> None:
+async def test_oracle_and_nop_locally(template: str, dev_host: Path, tmp_path: Path,
+                                      request: pytest.FixtureRequest,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Every task of the template: oracle → 1.0, nop → 0.0, in-process."""
-    if template == "coding" and os.geteuid() != 0:
-        pytest.skip("the coding grader switches to uid 1000, which needs root")
+    if template == "coding":  # its grader runs the agent's code as a grading account
+        grader = request.getfixturevalue("grader_account")
+        monkeypatch.setenv("HUD_GRADER_USER", grader.pw_name)
     folder, _ = scaffold(tmp_path / f"local-{template}", template)
     tasks = Taskset.from_source(folder)
     oracle = await tasks.run(OracleAgent(), runtime="local", max_concurrent=1)
