@@ -64,16 +64,25 @@ def _print_table(job: Any) -> None:
               help="Re-run a rollout that failed on infrastructure this many times.")
 @click.option("--timeout", default=None, type=float, help="Seconds the agent gets per rollout.")
 @click.option("--max-steps", default=None, type=int, help="Model turns per rollout.")
-@click.option("--cpus", default=None, type=float, help="docker: CPUs per rollout container.")
-@click.option("--memory", default=None, help="docker: memory limit per container (e.g. 2g).")
+@click.option("--cpus", default=None, type=float,
+              help="docker: CPUs per rollout container [default: no limit].")
+@click.option("--memory", default=None,
+              help="docker: memory limit per rollout container, e.g. 2g [default: no limit].")
+@click.option("--pids-limit", default=None, type=int,
+              help="docker: processes and threads per rollout container, so a fork bomb stops "
+                   "there [default: 1024; 0 or -1: no limit].")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON document.")
 @reports_errors
 def eval_command(source: str, agent: str, model: str | None, group: int,
                  max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
                  retries: int, timeout: float | None, max_steps: int | None,
-                 cpus: float | None, memory: str | None, as_json: bool) -> None:
+                 cpus: float | None, memory: str | None, pids_limit: int | None,
+                 as_json: bool) -> None:
     """Run every task of SOURCE (tasks.py, an env dir, or a .jsonl) with AGENT
-    (oracle, nop, replay:JOB_ID, or a model id)."""
+    (oracle, nop, replay:JOB_ID, or a model id).
+
+    Against one running container (--runtime CONTAINER or tcp://...) rollouts run one at
+    a time, unless its environment declares it serves more at once."""
     from hud.agents import create_agent
     from hud.eval import Taskset
 
@@ -82,12 +91,15 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
         taskset = taskset.filter(task_filter)
     the_agent = create_agent(model or agent)
     placement = taskset.placement(runtime)
-    if cpus is not None or memory is not None:
+    if cpus is not None or memory is not None or pids_limit is not None:
         from hud.eval import DockerPlacement
 
         if not isinstance(placement, DockerPlacement):
-            raise click.UsageError("--cpus/--memory apply to the docker placement only")
+            raise click.UsageError("--cpus/--memory/--pids-limit apply to the docker placement "
+                                   f"only, not {placement.describe()}")
         placement.cpus, placement.memory = cpus, memory
+        if pids_limit is not None:
+            placement.pids_limit = pids_limit
     click.echo(f"placement: {placement.describe()}", err=True)
     total = len(taskset) * group
     progress = _Progress(total, retries) if sys.stderr.isatty() and not as_json else None

@@ -12,9 +12,10 @@ are duplicated there and a test keeps the two in step.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = "hud/1"
 JSONRPC = "2.0"
@@ -29,7 +30,8 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602  # also: unknown task, bad task args, unknown session
 TASK_ERROR = -32000  # template code raised, or yielded an unusable prompt/reward
 ENV_LOAD_ERROR = -32001  # the daemon runs, but the environment module failed to load
-CAPABILITY_ERROR = -32002  # a tunnel to a capability could not be opened
+CAPABILITY_ERROR = -32002  # a capability could not open a tunnel or prepare for a task
+INTERNAL_ERROR = -32603  # a bug in hud, or a reply that could not be encoded as JSON
 
 # Binding protocol ids, by capability kind.
 BINDING_PROTOCOLS = {
@@ -98,14 +100,55 @@ class EmptyParams(_Params):
 
 
 class Binding(BaseModel):
-    """How to reach one capability: `url` is inside the container, reach it via a tunnel."""
+    """How to reach one capability: `url` is inside the container, reach it via a tunnel.
+
+    A manifest crosses a trust boundary (an image someone else built, read on the host),
+    so name, protocol and url are held to a strict grammar here, on both sides: a name
+    can land in a shell command line (`hud ssh`'s ProxyCommand), a path or a tool name.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    # names and protocol ids of a safe charset; urls of the two schemes a tunnel reaches
+    NAME: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+    PROTOCOL: ClassVar[re.Pattern[str]] = re.compile(
+        r"[a-z][a-z0-9_-]{0,31}/[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+    TCP_URL: ClassVar[re.Pattern[str]] = re.compile(
+        r"tcp://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+        r":(?P<port>[0-9]{1,5})")
+    UNIX_URL: ClassVar[re.Pattern[str]] = re.compile(r"unix:(?://)?/[A-Za-z0-9_.@+/-]{1,200}")
 
     name: str
     protocol: str
     url: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not cls.NAME.fullmatch(value):
+            raise ValueError(f"capability name {value[:80]!r} is not allowed: use 1-64 letters, "
+                             f"digits, '_', '.' or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("protocol")
+    @classmethod
+    def _check_protocol(cls, value: str) -> str:
+        if not cls.PROTOCOL.fullmatch(value):
+            raise ValueError(f"binding protocol {value[:80]!r} is not allowed: use KIND/VERSION, "
+                             f"e.g. 'ssh/2' or 'mcp/2025-11-25'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        tcp = cls.TCP_URL.fullmatch(value)
+        if tcp is not None and 1 <= int(tcp.group("port")) <= 65535:
+            return value
+        if cls.UNIX_URL.fullmatch(value):
+            return value
+        raise ValueError(f"binding url {value[:120]!r} is not allowed: use tcp://HOST:PORT "
+                         f"(e.g. tcp://127.0.0.1:2222, tcp://[::1]:2222) or unix:///ABS/PATH")
 
 
 class TaskInfo(BaseModel):
@@ -131,6 +174,8 @@ class EnvInfo(BaseModel):
     version: str
     #: the hud image layer the environment needs: "base", "browser" or "desktop"
     layer: str = "base"
+    #: how many sessions may have a task in progress at once in one running container
+    concurrency: int = Field(1, ge=1)
 
 
 class Manifest(BaseModel):

@@ -3,22 +3,29 @@
     LocalPlacement    the env in this process (a ControlServer on a private unix socket):
                       fast iteration, no Docker. One server serves every rollout.
     DockerPlacement   a fresh container per rollout, driven over `docker exec -i ... hud
-                      connect`; labelled with job and rollout ids, `--network none` and
-                      dropped capabilities by default, always removed.
+                      connect`; labelled with job and rollout ids, `--network none`,
+                      dropped capabilities and a pids limit by default, always removed.
     AttachPlacement   a running container (by name) or a daemon URL (tcp://...).
 
 Each `open()` returns a `Lease`: a control `Channel`, a way to open tunnels to the
 capabilities, and `close()`. Failures to provision are `InfraError`s.
+
+One running environment serves one rollout at a time unless it declares more (the
+manifest's `env.concurrency`, the in-process `Environment.concurrency`): rollouts share
+its /workspace and its daemon refuses a `tasks.start` beyond that. So the local and
+attach placements hold a slot of a per-target `_Gate` from `open()` until the lease is
+closed, and a group against one container runs its members one after another. The
+docker placement gives each rollout its own container and needs no gate.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +34,15 @@ from typing import Any
 from hud.channel import Channel, open_tunnel_stream
 from hud.environment import Environment
 from hud.errors import ConfigError, InfraError
+from hud.eval.exec_transport import ExecTransport, Streams
 from hud.proc import arun
+from hud.untrusted import parse_manifest
 
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 READY_TIMEOUT = 120.0
 JOB_LABEL = "org.hud.job"
 ROLLOUT_LABEL = "org.hud.rollout"
+#: processes (and threads) per rollout container unless told otherwise
+DEFAULT_PIDS_LIMIT = 1024
 
 
 @dataclass
@@ -44,9 +54,74 @@ class Lease:
     release: Callable[[], Awaitable[None]]
     info: dict[str, Any] = field(default_factory=dict)
 
+    def source(self) -> str:
+        """What this lease reaches, for messages (e.g. "image 'x' (container 0123abcd)")."""
+        info = self.info
+        if "image" in info:
+            return f"image {info['image']!r} (container {info.get('container')})"
+        if "container" in info:
+            return f"container {info['container']!r}"
+        if "url" in info:
+            return f"the daemon at {info['url']}"
+        return f"the {info.get('placement', 'attached')} environment"
+
     async def close(self) -> None:
-        await self.channel.close()
-        await self.release()
+        try:
+            await self.channel.close()
+        finally:
+            await self.release()
+
+
+class _Gate:
+    """At most `limit` leases at once on one running environment.
+
+    The limit starts at 1 and is raised to what the environment declares once it is
+    known (`learn`), so the first lease on a container reads its manifest alone.
+    `release` and `learn` never wait, so a cancelled rollout cannot leak its slot.
+    """
+
+    def __init__(self) -> None:
+        self.limit = 1
+        self.active = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def acquire(self) -> None:
+        while self.active >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:  # cancelled: a wake-up it may have had goes to the next
+                self._waiters.remove(waiter)
+                self._wake()
+                raise
+            self._waiters.remove(waiter)
+        self.active += 1
+
+    async def release(self) -> None:
+        self.active -= 1
+        self._wake()
+
+    async def learn(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        # the first waiters, one per free slot, in arrival order; each checks again
+        for waiter in self._waiters[:max(0, self.limit - self.active)]:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+# one gate per target per event loop, so that every placement in this process attached to
+# one container shares it (asyncio primitives belong to one loop)
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Gate]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _gate_for(target: str) -> _Gate:
+    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
+    return gates.setdefault(target, _Gate())
 
 
 class Placement(abc.ABC):
@@ -79,9 +154,15 @@ class LocalPlacement(Placement):
         self._daemon: Any = None
         self._dir: Path | None = None
         self._lock = asyncio.Lock()
+        self._gate: _Gate | None = None
 
     def describe(self) -> str:
-        return f"local (in-process {self.env.name})"
+        return f"local (in-process {self.env.name}, {_at_once(self.concurrency)})"
+
+    @property
+    def concurrency(self) -> int:
+        """Rollouts the environment serves at once (`Environment(concurrency=N)`)."""
+        return self.env.concurrency
 
     async def _ensure(self) -> Path:
         async with self._lock:
@@ -102,19 +183,24 @@ class LocalPlacement(Placement):
 
     async def open(self, job_id: str, rollout_id: str) -> Lease:
         sock = await self._ensure()
+        if self._gate is None:
+            self._gate = _Gate()
+        gate = self._gate
+        await gate.learn(self.concurrency)
+        await gate.acquire()
 
         async def tunnel(name: str) -> Streams:
             reader, writer = await asyncio.open_unix_connection(str(sock), limit=1 << 20)
             await open_tunnel_stream(reader, writer, name)
             return reader, writer
 
-        reader, writer = await asyncio.open_unix_connection(str(sock))
-
-        async def release() -> None:
-            return None
-
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(sock))
+        except BaseException:
+            await gate.release()
+            raise
         channel = Channel(reader, writer, describe=f"local env {self.env.name}")
-        return Lease(channel, tunnel, release, {"placement": "local"})
+        return Lease(channel, tunnel, gate.release, {"placement": "local"})
 
     async def shutdown(self) -> None:
         if self._daemon is not None:
@@ -124,82 +210,19 @@ class LocalPlacement(Placement):
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-async def _exec_streams(argv: list[str]) -> tuple[asyncio.subprocess.Process, Streams]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, limit=1 << 20,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    return proc, (proc.stdout, proc.stdin)  # type: ignore[return-value]
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(proc.wait(), 10)
-
-
-class _ExecTransport:
-    """Reach a daemon inside a running container through `docker exec -i`."""
-
-    def __init__(self, container: str, docker: str = "docker") -> None:
-        self.container = container
-        self.docker = docker
-        self._procs: list[asyncio.subprocess.Process] = []
-
-    def argv(self, *extra: str) -> list[str]:
-        return [self.docker, "exec", "-i", self.container, "hud", "connect", *extra]
-
-    async def _open(self, *extra: str) -> Streams:
-        proc, streams = await _exec_streams(self.argv(*extra))
-        self._procs.append(proc)
-        return streams
-
-    async def logs(self) -> str:
-        done = await arun([self.docker, "logs", "--tail", "20", self.container], timeout=20)
-        state = await arun([self.docker, "inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} "
-                            "oom={{.State.OOMKilled}}", self.container], timeout=20)
-        status = state.stdout.strip() if state.ok else "gone (no such container)"
-        return f"container {self.container}: {status}\n{(done.stdout + done.stderr).strip()}"
-
-    async def channel(self, ready_timeout: float) -> Channel:
-        """A control channel, retried until the daemon answers `hello`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ready_timeout
-        last = ""
-        while True:
-            proc, (reader, writer) = await _exec_streams(self.argv())
-            channel = Channel(reader, writer, describe=f"container {self.container}",
-                              on_close=lambda p=proc: _reap(p), diagnose=self.logs)
-            try:
-                await channel.call("hello", {"client": "hud-eval"}, timeout=30)
-                self._procs.append(proc)
-                return channel
-            except InfraError as exc:
-                last = str(exc)
-                await channel.close()
-                stderr = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
-                last = stderr.strip() or last
-                if "No such container" in last or "is not running" in last:
-                    raise InfraError(f"container {self.container} is not running: {last}") from exc
-            if loop.time() > deadline:
-                raise InfraError(f"the hud daemon in {self.container} did not answer within "
-                                 f"{ready_timeout:g}s: {last}\n{await self.logs()}")
-            await asyncio.sleep(0.1)
-
-    async def tunnel(self, name: str) -> Streams:
-        return await self._open("--tunnel", name)
-
-    async def close(self) -> None:
-        for proc in self._procs:
-            await _reap(proc)
-        self._procs.clear()
-
-
 class DockerPlacement(Placement):
-    """A fresh container per rollout from `image`, removed afterwards."""
+    """A fresh container per rollout from `image`, removed afterwards.
+
+    Args:
+        image: the env image (`hud build`'s tag or id).
+        network: the container's network; "none" (the default) still serves every
+            capability, over exec tunnels.
+        cpus: CPUs per container (`docker run --cpus`); None: no limit.
+        memory: memory per container (`--memory`, e.g. "2g"); None: no limit.
+        pids_limit: processes and threads per container (`--pids-limit`); 0 or less:
+            no limit. The default, 1024, fits a shell, a browser and a test suite.
+        extra_args: more `docker run` options, added last.
+    """
 
     name = "docker"
 
@@ -210,6 +233,7 @@ class DockerPlacement(Placement):
         network: str = "none",
         cpus: float | None = None,
         memory: str | None = None,
+        pids_limit: int = DEFAULT_PIDS_LIMIT,
         extra_args: list[str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
         docker: str = "docker",
@@ -218,12 +242,14 @@ class DockerPlacement(Placement):
         self.network = network
         self.cpus = cpus
         self.memory = memory
+        self.pids_limit = pids_limit
         self.extra_args = list(extra_args or [])
         self.ready_timeout = ready_timeout
         self.docker = docker or shutil.which("docker") or "docker"
 
     def describe(self) -> str:
-        return f"docker ({self.image}, network {self.network})"
+        pids = self.pids_limit if self.pids_limit > 0 else "unlimited"
+        return f"docker ({self.image}, network {self.network}, pids {pids})"
 
     def run_argv(self, job_id: str, rollout_id: str) -> list[str]:
         argv = [
@@ -231,12 +257,21 @@ class DockerPlacement(Placement):
             "--label", f"{JOB_LABEL}={job_id}", "--label", f"{ROLLOUT_LABEL}={rollout_id}",
             "--network", self.network,
             # the daemon needs to switch to the agent user, own files and end the agent's
-            # processes; everything else is dropped
+            # processes; SYS_RESOURCE lets it put itself last for the OOM killer and pin the
+            # agent's and grader's processes first (oom_score_adj 1000 they cannot lower);
+            # everything else is dropped
             "--cap-drop", "ALL",
             *[f"--cap-add={c}" for c in ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID",
-                                          "KILL")],
+                                          "KILL", "SYS_RESOURCE")],
             "--security-opt", "no-new-privileges",
+            # the host's pid space (pid_max) is shared by every container: a fork bomb in
+            # one rollout must stop at its own limit, not starve the host and its other
+            # rollouts; -1 is docker's "unlimited", asked for explicitly
+            "--pids-limit", str(self.pids_limit if self.pids_limit > 0 else -1),
         ]
+        # CPU and memory are the operator's call (a browser env needs more than a shell):
+        # unset means docker's default, no limit. The daemon protects itself from an
+        # agent's memory flood with its own OOM priority either way.
         if self.cpus:
             argv += ["--cpus", str(self.cpus)]
         if self.memory:
@@ -248,7 +283,7 @@ class DockerPlacement(Placement):
         if not done.ok:
             raise InfraError(f"docker run {self.image} failed: {done.tail(5)}")
         container = done.stdout.strip()
-        transport = _ExecTransport(container, self.docker)
+        transport = ExecTransport(container, self.docker)
 
         async def release() -> None:
             await transport.close()
@@ -264,27 +299,69 @@ class DockerPlacement(Placement):
 
 
 class AttachPlacement(Placement):
-    """A running container (by name) or a daemon at a tcp:// URL; nothing is removed."""
+    """A running container (by name) or a daemon at a tcp:// URL; nothing is removed.
+
+    Leases on one target are held to the environment's declared concurrency (default 1):
+    a group runs its members one after another (see the module docstring). `gate=False`
+    opens without waiting (for `hud.attach`; the daemon still refuses a start too many).
+    """
 
     name = "attach"
 
-    def __init__(self, target: str, token: str | None = None, docker: str = "docker") -> None:
+    def __init__(self, target: str, token: str | None = None, docker: str = "docker",
+                 *, gate: bool = True) -> None:
         self.target = target
         self.token = token
         self.docker = docker
+        self.gate = gate
 
     def describe(self) -> str:
-        return f"attach ({self.target})"
+        return f"attach ({self.target}, {_at_once(None)})"
+
+    def source(self) -> str:
+        """What the target is, for messages."""
+        return f"the daemon at {self.target}" if self.target.startswith("tcp://") \
+            else f"container {self.target!r}"
 
     async def open(self, job_id: str, rollout_id: str) -> Lease:
+        if not self.gate:
+            return (await self._open())[0]
+        gate = _gate_for(self.target)
+        await gate.acquire()
+        try:
+            lease, hello = await self._open()
+        except BaseException:
+            await gate.release()
+            raise
+        try:
+            await gate.learn(parse_manifest(hello, self.source())["env"]["concurrency"])
+        except BaseException:
+            try:
+                await lease.close()
+            finally:
+                await gate.release()
+            raise
+        inner = lease.release
+
+        async def release() -> None:
+            try:
+                await inner()
+            finally:
+                await gate.release()
+
+        lease.release = release
+        return lease
+
+    async def _open(self) -> tuple[Lease, Any]:
+        """A lease and the daemon's `hello` answer."""
         if self.target.startswith("tcp://"):
             return await self._open_tcp()
-        transport = _ExecTransport(self.target, self.docker)
+        transport = ExecTransport(self.target, self.docker)
         channel = await transport.channel(30.0)
-        return Lease(channel, transport.tunnel, transport.close,
-                     {"placement": "attach", "container": self.target})
+        return (Lease(channel, transport.tunnel, transport.close,
+                      {"placement": "attach", "container": self.target}), transport.hello)
 
-    async def _open_tcp(self) -> Lease:
+    async def _open_tcp(self) -> tuple[Lease, Any]:
         from urllib.parse import urlsplit
 
         url = urlsplit(self.target)
@@ -296,7 +373,11 @@ class AttachPlacement(Placement):
         except (OSError, asyncio.TimeoutError) as exc:
             raise InfraError(f"no hud daemon answers at {self.target}: {exc}") from exc
         channel = Channel(reader, writer, describe=self.target)
-        await channel.call("hello", {"token": self.token} if self.token else {})
+        try:
+            hello = await channel.call("hello", {"token": self.token} if self.token else {})
+        except BaseException:
+            await channel.close()
+            raise
 
         async def tunnel(name: str) -> Streams:
             r, w = await asyncio.open_connection(host, port, limit=1 << 20)
@@ -306,7 +387,13 @@ class AttachPlacement(Placement):
         async def release() -> None:
             return None
 
-        return Lease(channel, tunnel, release, {"placement": "attach", "url": self.target})
+        return Lease(channel, tunnel, release, {"placement": "attach", "url": self.target}), hello
+
+
+def _at_once(concurrency: int | None) -> str:
+    if concurrency is None:
+        return "rollouts one at a time unless the env declares more"
+    return "one rollout at a time" if concurrency == 1 else f"{concurrency} rollouts at once"
 
 
 def new_id() -> str:

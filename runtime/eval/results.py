@@ -1,14 +1,19 @@
 """What an eval produces: `Run`s grouped into a `Job`, and GRPO's group-relative advantage.
 
-A run's `status` says how it ended; only `completed` runs carry a reward:
+A run's `status` says how it ended. The rule: what the agent could cause is the agent's
+outcome and counts; only what the rollout could not cause is left out and retried.
 
     completed     graded by the environment (any reward, including 0.0)
-    agent_error   the agent raised (a model/API error, a bug in the harness)
-    timeout       the agent ran past the rollout timeout
-    infra_error   the environment failed: container died, tunnel broke, grader crashed
+    timeout       the agent ran past the rollout timeout: reward 0.0, counted
+    grade_error   the environment's grading code raised after the agent acted: no reward
+                  is recorded (never a fake 0.0), but the job's mean counts it as unearned,
+                  since the agent may have caused it (deleted a file the grader reads...)
+    agent_error   the agent's harness raised (a model/API error, a bug in the harness)
+    infra_error   the rollout could not cause it: docker failed, the container vanished,
+                  the tunnel broke, setup raised before the agent acted
 
-Infra errors are never a reward of 0: they are excluded from `Job.reward` and from
-groups, and `retries` re-runs them so a GRPO group is never silently smaller.
+Infra and agent errors are never a reward: they are left out of `Job.reward`, and
+`retries` re-runs infra errors so a GRPO group is never silently smaller.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from pydantic import BaseModel, Field
 
 from hud.task import Task
 
-Status = Literal["completed", "agent_error", "timeout", "infra_error"]
+Status = Literal["completed", "timeout", "grade_error", "agent_error", "infra_error"]
+#: statuses that are the agent's outcome: counted in `Job.reward` (a missing reward as 0)
+COUNTED: frozenset[str] = frozenset({"completed", "timeout", "grade_error"})
 
 
 class Run(BaseModel):
@@ -81,8 +88,9 @@ class Job(BaseModel):
 
     @property
     def reward(self) -> float | None:
-        """Mean reward over completed runs only (None when none completed)."""
-        rewards = [r.reward for r in self.final_runs if r.ok and r.reward is not None]
+        """Mean reward over the runs that are the agent's outcome (completed, timeout,
+        grade_error — the latter two as 0.0); None when there are none."""
+        rewards = [r.reward or 0.0 for r in self.final_runs if r.status in COUNTED]
         return sum(rewards) / len(rewards) if rewards else None
 
     @property

@@ -2,8 +2,10 @@
 
 The agent sees a `RunContext`: the prompt, the manifest's bindings, tunnels to the
 capabilities, the trace, and (for the oracle) the task's reference solution. Whatever
-goes wrong is classified here, once: the environment failing is `infra_error` (never a
-reward of 0), the agent raising is `agent_error`, running past the deadline `timeout`.
+goes wrong is classified here, once (the statuses are defined in `hud.eval.results`): the
+environment failing before the agent acted is `infra_error` (never a reward of 0), the
+agent's harness raising is `agent_error`, running past the deadline `timeout` (0.0), and
+grading code raising after the agent acted `grade_error` (counted as unearned).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from hud.eval.results import Run
 from hud.eval.traces import TraceWriter, job_dir
 from hud.protocol import TASK_ERROR
 from hud.task import Task
+from hud.untrusted import parse_manifest
 
 
 class RunContext(BindingClients):
-    """What an agent gets for one rollout."""
+    """What an agent gets for one rollout (`manifest` as `hud.untrusted.parse_manifest`
+    returned it: validated)."""
 
     def __init__(self, task: Task, prompt: Any, start_frame: dict[str, Any],
                  manifest: dict[str, Any], lease: Lease, trace: TraceWriter,
@@ -89,7 +93,10 @@ async def run_rollout(
                     group_id=group_id, index=index, attempt=attempt)
         lease = await placement.open(job_id, trace_id)
         run.placement = lease.info
-        manifest = await lease.channel.call("hello", {"client": "hud-eval"})
+        # the manifest is untrusted input (an image someone else built): nothing of it is
+        # used, nor any task started, unless it passes the host's strict models
+        manifest = parse_manifest(await lease.channel.call("hello", {"client": "hud-eval"}),
+                                  lease.source())
         lap("placement")
         trace.event("placement", **lease.info)
         phase = "start"
@@ -104,6 +111,7 @@ async def run_rollout(
         except asyncio.TimeoutError:
             lap("agent")
             run.status, run.error = "timeout", f"the agent did not answer within {timeout:g}s"
+            run.reward = 0.0  # running out of time is the agent's outcome
             trace.event("timeout", seconds=timeout)
             await _cancel(lease)
             return run
@@ -128,6 +136,10 @@ async def run_rollout(
     except RemoteError as exc:
         kind = "task code raised" if exc.code == TASK_ERROR else "the daemon refused"
         run.error = f"{phase}: {kind}: {exc}"
+        if phase == "grade" and exc.code == TASK_ERROR:
+            # the grader raised after the agent acted: maybe the agent's doing, so it is
+            # never excluded as infra (see hud.eval.results), nor recorded as a 0.0
+            run.status = "grade_error"
         trace.event("error", phase=phase, error=run.error, data=exc.data)
         return run
     except HudError as exc:

@@ -5,9 +5,11 @@
     Taskset.from_file("tasks.jsonl")                       JSON or JSON Lines of tasks
 
 `run(agent, group=N)` rolls out every task N times, concurrently (bounded by
-`max_concurrent`), on a placement, and returns a `Job`. Rollouts of one environment
-are never silently serialized. Infra failures are retried when `retries` > 0, so a
-GRPO group is never silently smaller.
+`max_concurrent`), on a placement, and returns a `Job`. The docker placement gives each
+rollout its own container; one running environment (local, or attached) serves as many
+rollouts at once as it declares (`concurrency`, default 1), and the placement holds the
+rest until one ends, so group members never share a workspace. Infra failures are
+retried when `retries` > 0, so a GRPO group is never silently smaller.
 """
 
 from __future__ import annotations

@@ -62,3 +62,21 @@ def test_resource_limits_need_the_docker_placement(tmp_path: Path) -> None:
     """--cpus on a local run is a usage error (exit 2)."""
     done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--cpus", "1")
     assert done.returncode == 2 and "docker placement only" in done.stderr
+
+
+def test_eval_docker_limits_are_refused_for_other_placements(tmp_path: Path) -> None:
+    """--pids-limit with the local placement is a usage error (exit 2) naming the placement."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--runtime", "local",
+               "--pids-limit", "64")
+    assert done.returncode == 2 and "apply to the docker placement only" in done.stderr
+    assert "not local (in-process letter-count" in " ".join(done.stderr.split())
+
+
+def test_eval_help_documents_the_container_limits(tmp_path: Path) -> None:
+    """`hud eval --help` gives each docker limit's default."""
+    done = hud(tmp_path, "eval", "--help")
+    from hud.eval.placement import DEFAULT_PIDS_LIMIT
+
+    text = " ".join(done.stdout.split())
+    assert "--pids-limit" in text and f"[default: {DEFAULT_PIDS_LIMIT}; 0 or -1: no limit]" in text
+    assert "[default: no limit]" in text

@@ -1,4 +1,5 @@
-"""Eval on real Docker: a fresh container per rollout, typed infra errors, hud prune."""
+"""Eval on real Docker: a fresh container per rollout with a pids limit, typed infra errors,
+hud prune, and a group attached to one running container taking turns."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 
 from hud.agents import NopAgent, OracleAgent
 from hud.eval import DockerPlacement, Taskset
-from tests.docker_fixtures import base_layer, docker_cli, env_dir, image_tags, unique_tag  # noqa: F401
+from tests.docker_fixtures import (base_layer, containers, docker_cli, env_dir,  # noqa: F401
+                                   image_tags, unique_tag)
 
 pytestmark = pytest.mark.docker
 
@@ -30,6 +32,66 @@ def letters_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  #
     tag = unique_tag("hud-test-letters")
     build_env(folder, tag=tag)
     yield tag
+    docker_cli("rmi", "-f", tag, timeout=120)
+
+
+# one workspace file per container: members of a group that ran at once would overwrite
+# each other's token and grade 0 (what the coding template's shared /workspace did)
+SHARED = '''
+import secrets
+
+from hud import Environment
+
+env = Environment(name="shared-ws")
+ws = env.workspace()
+
+
+@env.template()
+async def remember():
+    token = secrets.token_hex(8)
+    await ws.run(f"printf %s {token} > /workspace/token", user="agent", timeout=30)
+    answer = yield "Answer with the content of /workspace/token."
+    yield 1.0 if answer == token else 0.0
+
+
+@remember.solution
+async def solve() -> str:
+    done = await ws.run("cat /workspace/token", user="agent", timeout=30)
+    return done.stdout.strip()
+
+
+tasks = [remember()]
+'''
+
+# the agent forks sleepers until fork fails, then ends them; prints "COUNT ERRNO-NAME"
+FORK_LOOP = """python3 -c '
+import errno, os, time
+pids = []
+try:
+    while len(pids) < 5000:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(120)
+            os._exit(0)
+        pids.append(pid)
+    print(len(pids), "no-limit")
+except OSError as exc:
+    print(len(pids), errno.errorcode[exc.errno])
+finally:
+    for pid in pids:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+'"""
+
+
+@pytest.fixture(scope="module")
+def shared_env(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+    from hud.build import build_env
+
+    folder = env_dir(tmp_path_factory.mktemp("shared"), "shared", SHARED)
+    tag = unique_tag("hud-test-shared")
+    build_env(folder, tag=tag)
+    yield folder, tag
     docker_cli("rmi", "-f", tag, timeout=120)
 
 
@@ -139,3 +201,56 @@ def test_eval_cli_defaults_to_docker_for_a_built_dir(letters_image: str, tmp_pat
         assert "reward 1.000 over 3 completed runs" in done.stdout
     finally:
         docker_cli("rmi", "-f", tag, timeout=120)
+
+
+async def test_rollout_containers_have_a_pids_limit(letters_image: str) -> None:
+    """A rollout container runs with docker's PidsLimit at the default, 1024."""
+    seen: dict[str, str] = {}
+
+    async def inspect(run):  # type: ignore[no-untyped-def]
+        done = docker_cli("inspect", "-f", "{{.HostConfig.PidsLimit}}",
+                          run._lease.info["container"], check=True)
+        seen["limit"] = done.stdout.strip()
+        return await run.solve()
+
+    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    job = await tasks.filter(["count_letter-7723267a"]).run(inspect, runtime=f"docker:{letters_image}")
+    assert job.reward == 1.0 and seen["limit"] == "1024"
+
+
+async def test_an_agents_fork_loop_stops_at_the_pids_limit(shared_env) -> None:  # type: ignore[no-untyped-def]
+    """The agent forks over ssh until fork fails with EAGAIN, below pids_limit=200."""
+    folder, tag = shared_env
+    seen: dict[str, str] = {}
+
+    async def forker(run):  # type: ignore[no-untyped-def]
+        seen["limit"] = docker_cli("inspect", "-f", "{{.HostConfig.PidsLimit}}",
+                                   run._lease.info["container"], check=True).stdout.strip()
+        conn = await run.ssh()
+        try:
+            seen["out"] = (await conn.run(FORK_LOOP, timeout=120)).stdout.strip()
+        finally:
+            conn.close()
+        return "done"
+
+    job = await Taskset.from_source(folder).run(forker, runtime=DockerPlacement(tag, pids_limit=200),
+                                                timeout=300)
+    assert job.runs[0].status == "completed", job.runs[0].error
+    count, why = seen["out"].split()
+    assert seen["limit"] == "200" and why == "EAGAIN" and 0 < int(count) < 200
+
+
+async def test_oracle_group_on_one_running_container_all_score(shared_env, containers) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A group of 4 against one running container sharing /workspace: every member 1.0."""
+    folder, tag = shared_env
+    name = containers.run(tag, options=("--network", "none"))
+    containers.wait_healthy(name)
+    oracle = OracleAgent()
+
+    async def thoughtful_oracle(run):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.5)  # room for the other members to start, were they let
+        return await oracle(run)
+
+    job = await Taskset.from_source(folder).run(thoughtful_oracle, group=4, runtime=name)
+    assert [r.reward for r in job.runs] == [1.0] * 4, [r.error for r in job.runs]
+    assert "attach" in job.placement

@@ -12,3 +12,16 @@ def test_docker_run_is_isolated_and_labelled() -> None:
     assert "--label org.hud.job=job1" in joined and "--label org.hud.rollout=r1" in joined
     assert "--cpus 1.5" in joined and "--memory 2g" in joined
     assert "no-new-privileges" in joined
+
+
+def test_docker_run_has_a_pids_limit_by_default() -> None:
+    """Every rollout container gets --pids-limit 1024 unless told otherwise."""
+    argv = DockerPlacement("img").run_argv("job1", "r1")
+    assert argv[argv.index("--pids-limit") + 1] == "1024"
+
+
+def test_docker_pids_limit_override_and_unlimited() -> None:
+    """pids_limit=N is passed as is; 0 or -1 asks docker for no limit (-1)."""
+    for given, passed in ((64, "64"), (0, "-1"), (-1, "-1")):
+        argv = DockerPlacement("img", pids_limit=given).run_argv("job1", "r1")
+        assert argv[argv.index("--pids-limit") + 1] == passed

@@ -126,16 +126,18 @@ async def test_agent_timeout() -> None:
         await asyncio.sleep(30)
 
     job = await Taskset.from_source(LETTERS).filter(["count_letter-7723267a"]).run(sleepy, timeout=0.2)
-    assert job.runs[0].status == "timeout"
+    assert (job.runs[0].status, job.runs[0].reward) == ("timeout", 0.0)
+    assert job.reward == 0.0  # running out of time is the agent's outcome: it counts
 
 
-async def test_grader_crash_is_infra_error_and_retried() -> None:
-    """A grader that raises is infra_error (never 0.0); retries re-run it."""
+async def test_grader_crash_is_grade_error_counted_and_not_retried() -> None:
+    """A grader that raises after the agent acted: grade_error, no reward recorded, not
+    retried (the agent may have caused it), and the job's mean counts it as unearned."""
     ts = Taskset.from_source(str(ENVS / "faults.py")).filter(["raises_in_grading"])
     job = await ts.run(NopAgent(), retries=2)
-    assert [r.status for r in job.runs] == ["infra_error"] * 3
+    assert [r.status for r in job.runs] == ["grade_error"]
     assert "grader broke" in job.runs[0].error and job.runs[0].reward is None
-    assert len(job.results["raises_in_grading"]) == 1 and job.reward is None
+    assert job.reward == 0.0 and job.errors == job.runs
 
 
 async def test_flaky_infra_is_retried_to_a_full_group() -> None:

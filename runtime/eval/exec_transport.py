@@ -1,0 +1,94 @@
+"""Reach a daemon inside a running container through `docker exec -i ... hud connect`.
+
+One `docker exec -i CONTAINER hud connect` process per connection: the control channel
+(retried until the daemon answers `hello`), and one per tunnel (`--tunnel NAME`). Every
+process is reaped when the transport closes. Used by the docker and attach placements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from hud.channel import Channel
+from hud.errors import InfraError
+from hud.proc import arun
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _exec_streams(argv: list[str]) -> tuple[asyncio.subprocess.Process, Streams]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    return proc, (proc.stdout, proc.stdin)  # type: ignore[return-value]
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+class ExecTransport:
+    """Reach a daemon inside a running container through `docker exec -i`."""
+
+    def __init__(self, container: str, docker: str = "docker") -> None:
+        self.container = container
+        self.docker = docker
+        self._procs: list[asyncio.subprocess.Process] = []
+        #: the daemon's answer to `hello` on the last channel opened
+        self.hello: Any = None
+
+    def argv(self, *extra: str) -> list[str]:
+        return [self.docker, "exec", "-i", self.container, "hud", "connect", *extra]
+
+    async def _open(self, *extra: str) -> Streams:
+        proc, streams = await _exec_streams(self.argv(*extra))
+        self._procs.append(proc)
+        return streams
+
+    async def logs(self) -> str:
+        done = await arun([self.docker, "logs", "--tail", "20", self.container], timeout=20)
+        state = await arun([self.docker, "inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} "
+                            "oom={{.State.OOMKilled}}", self.container], timeout=20)
+        status = state.stdout.strip() if state.ok else "gone (no such container)"
+        return f"container {self.container}: {status}\n{(done.stdout + done.stderr).strip()}"
+
+    async def channel(self, ready_timeout: float) -> Channel:
+        """A control channel, retried until the daemon answers `hello`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ready_timeout
+        last = ""
+        while True:
+            proc, (reader, writer) = await _exec_streams(self.argv())
+            channel = Channel(reader, writer, describe=f"container {self.container}",
+                              on_close=lambda p=proc: _reap(p), diagnose=self.logs)
+            try:
+                self.hello = await channel.call("hello", {"client": "hud-eval"}, timeout=30)
+                self._procs.append(proc)
+                return channel
+            except InfraError as exc:
+                last = str(exc)
+                await channel.close()
+                stderr = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
+                last = stderr.strip() or last
+                if "No such container" in last or "is not running" in last:
+                    raise InfraError(f"container {self.container} is not running: {last}") from exc
+            if loop.time() > deadline:
+                raise InfraError(f"the hud daemon in {self.container} did not answer within "
+                                 f"{ready_timeout:g}s: {last}\n{await self.logs()}")
+            await asyncio.sleep(0.1)
+
+    async def tunnel(self, name: str) -> Streams:
+        return await self._open("--tunnel", name)
+
+    async def close(self) -> None:
+        for proc in self._procs:
+            await _reap(proc)
+        self._procs.clear()
