@@ -7,6 +7,10 @@ get one end of a socketpair whose other end is spliced to the tunnel.
 
 Provider SDKs and asyncssh are imported inside the functions: this module is host-side
 and must not cost the in-container path anything.
+
+Bindings come from a container's manifest, which is untrusted: the params used here are
+read through `hud.untrusted`'s models (again, for bindings that did not come through
+`parse_manifest`), never as raw strings.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hud.errors import ConfigError, InfraError
+from hud.errors import ConfigError, InfraError, ProtocolError
+from hud.protocol import INVALID_REQUEST
 from hud.tunnel import splice
+from hud.untrusted import McpParams, ssh_params, typed_params
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Opener = Callable[[str], Awaitable[Streams]]
@@ -65,21 +71,23 @@ async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
     comes from the binding's params.
 
     Raises:
+        ProtocolError: the binding's params are invalid (a missing or malformed key).
         InfraError: the ssh handshake or authentication failed.
     """
     import asyncssh
 
-    params = binding.get("params", {})
+    params = ssh_params(binding)
     try:
-        client_key = asyncssh.import_private_key(params["client_key"])
-        host_key = asyncssh.import_public_key(params["host_pubkey"])
-    except KeyError as exc:
-        raise InfraError(f"ssh binding {binding['name']!r} lacks param {exc}") from exc
+        client_key = asyncssh.import_private_key(params.client_key)
+        host_key = asyncssh.import_public_key(params.host_pubkey)
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise ProtocolError(INVALID_REQUEST, f"ssh binding {binding['name']!r} has a key "
+                            f"OpenSSH cannot use: {exc}") from exc
     sock = await socket_for(opener, binding["name"])
     try:
         conn = await asyncio.wait_for(
             asyncssh.connect(
-                binding["name"], 22, sock=sock, username=params.get("user", "agent"), client_keys=[client_key],
+                binding["name"], 22, sock=sock, username=params.user, client_keys=[client_key],
                 known_hosts=([host_key], [], []),  # pinned: the binding's host key only
                 keepalive_interval=30, agent_path=None, config=None,
             ),
@@ -150,9 +158,9 @@ class _McpSession:
         from mcp import ClientSession
         from mcp.client.streamable_http import streamable_http_client
 
+        path = typed_params(self._binding, McpParams).path
         self._port = LocalPort(self._opener, self._binding["name"])
         port = await self._port.start()
-        path = self._binding.get("params", {}).get("path", "/mcp")
         self._stack = contextlib.AsyncExitStack()
         try:
             read, write, _ = await self._stack.enter_async_context(
@@ -179,6 +187,7 @@ def mcp_session(opener: Opener, binding: dict[str, Any]) -> _McpSession:
     `mcp/...` binding, carried over tunnels.
 
     Raises:
+        ProtocolError: the binding's path is invalid (on entering).
         InfraError: the MCP server did not answer.
     """
     return _McpSession(opener, binding)
@@ -199,6 +208,7 @@ class BindingClients(abc.ABC):
 
         Raises:
             ConfigError: no such capability.
+            ProtocolError: its params are invalid.
             InfraError: the connection failed.
         """
         return await ssh_connect(self.tunnel, pick_binding(self.bindings, "ssh/", name))

@@ -16,6 +16,7 @@ from typing import Any
 
 from hud.clients import BindingClients, Streams
 from hud.eval.placement import AttachPlacement, Lease, new_id
+from hud.untrusted import parse_manifest
 
 
 class RemoteEnv(BindingClients):
@@ -73,9 +74,21 @@ class RemoteEnv(BindingClients):
 async def attach(target: str, token: str | None = None) -> RemoteEnv:
     """Attach to a running container (by name) or a daemon at `tcp://HOST:PORT`.
 
+    The manifest is read as untrusted input (`hud.untrusted.parse_manifest`): one that
+    does not pass its strict models is refused before anything in it is used. Unlike a
+    Taskset's attach placement, this does not wait for the container's other rollouts;
+    its daemon refuses a `start` beyond the concurrency it declares.
+
     Raises:
         InfraError: nothing answers there.
+        ProtocolError: the container's manifest is invalid (the field is named).
     """
-    lease = await AttachPlacement(target, token).open("attach", new_id())
-    manifest = await lease.channel.call("hello", {"client": "hud-attach"})
+    placement = AttachPlacement(target, token, gate=False)
+    lease = await placement.open("attach", new_id())
+    try:
+        manifest = parse_manifest(await lease.channel.call("hello", {"client": "hud-attach"}),
+                                  placement.source())
+    except BaseException:
+        await lease.close()
+        raise
     return RemoteEnv(target, lease, manifest)
