@@ -53,7 +53,9 @@ def _label_manifest(image: str) -> dict[str, Any]:
     labels = json.loads(done.stdout or "null") or {}
     if "org.hud.manifest" not in labels:
         raise DockerError(f"image {image!r} has no org.hud.manifest label; build it with `hud build`")
-    return json.loads(labels["org.hud.manifest"])
+    from hud.untrusted import parse_manifest  # an image someone else built: untrusted
+
+    return parse_manifest(json.loads(labels["org.hud.manifest"]), f"image {image!r}")
 
 
 @click.group()

@@ -5,7 +5,7 @@
     @env.template()
     async def count_letter(word: str = "strawberry", letter: str = "r"):
         answer = yield f"How many '{letter}'s are in '{word}'?"
-        yield 1.0 if answer and str(word.count(letter)) in answer else 0.0
+        yield graders.exact_answer(answer, word.count(letter))
 
 A template is an async generator: code before the first `yield` is per-task setup, the
 first yield is the prompt, the value sent back is the agent's answer, and the second
