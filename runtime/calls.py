@@ -124,6 +124,17 @@ def describe(outcome: Mapping[str, Any]) -> str:
     return f"returned an unserializable {outcome.get('unserializable')}"
 
 
+def _seconds(value: Any) -> bool:
+    """A plausible duration: a finite, non-negative number of sane size, not a bool (the
+    report comes from a process that ran the agent's code: a 400-digit int must not reach
+    the formatting of `describe`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):  # compared as an int: a huge one has no float form
+        return 0 <= value <= 10**6
+    return math.isfinite(value) and 0 <= value <= 1e6
+
+
 _OUTCOME_KEYS = ({"ok"}, {"raised", "message", "stage"}, {"timeout"}, {"unserializable"})
 
 
@@ -144,6 +155,9 @@ def parse_results(raw: bytes, count: int) -> list[dict[str, Any]] | str:
         if "raised" in item and not (isinstance(item["raised"], list)
                                      and all(isinstance(n, str) for n in item["raised"])):
             return f"malformed result (outcome {short(item)})"
-        if "timeout" in item and not isinstance(item["timeout"], (int, float)):
+        if "timeout" in item and not _seconds(item["timeout"]):
+            return f"malformed result (outcome {short(item)})"
+        if "raised" in item and not (isinstance(item["message"], str)
+                                     and isinstance(item["stage"], str)):
             return f"malformed result (outcome {short(item)})"
     return results

@@ -326,6 +326,8 @@ class Environment:
                     description=t.description,
                     args_schema=t.args_schema(),
                     has_solution=t.solution_fn is not None,
+                    setup_timeout=t.limits.setup,
+                    grade_timeout=t.limits.grade,
                 )
                 for t in self.templates.values()
             ],

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from hud.errors import InfraError
 from hud.nofollow import MAX_ENTRIES, Refused, open_dir, remove_at, walk
 from hud.proc import run
+from hud.users import User
 
 log = logging.getLogger("hud.leftovers")
 
@@ -95,8 +96,13 @@ def sweep(roots: Sequence[str], *, uid: int, gid: int, since_ns: int,
     return removed
 
 
-def remove_ipc(uid: int) -> None:
-    """Delete the System V shared memory, queues and semaphores owned by `uid`."""
+def remove_ipc(user: User) -> int:
+    """Delete the System V shared memory, queues and semaphores owned by `user`.
+
+    `ipcrm` runs *as* `user`: only an object's owner (or CAP_SYS_ADMIN, which a container's
+    root has not) may remove it. Returns how many objects were found.
+    """
+    found = 0
     for kind, flag in (("shm", "-m"), ("msg", "-q"), ("sem", "-s")):
         try:
             with open(f"/proc/sysvipc/{kind}") as handle:
@@ -105,7 +111,14 @@ def remove_ipc(uid: int) -> None:
             continue
         id_col = 1
         owners = [header.index(c) for c in ("uid", "cuid") if c in header]
-        for row in rows:
-            if any(int(row[c]) == uid for c in owners):
-                with contextlib.suppress(InfraError):
-                    run(["ipcrm", flag, row[id_col]], timeout=10)
+        ids = [row[id_col] for row in rows if any(int(row[c]) == user.uid for c in owners)]
+        found += len(ids)
+        if ids:
+            args = [part for object_id in ids for part in (flag, object_id)]
+            with contextlib.suppress(InfraError):
+                done = run(user.argv(["ipcrm", *args]), timeout=10, env=user.environment(),
+                           cwd="/")
+                if not done.ok:
+                    log.warning("removing %s's System V %s objects: %s", user.name, kind,
+                                done.tail(3))
+    return found

@@ -167,6 +167,10 @@ class TemplateInfo(BaseModel):
     description: str | None = None
     args_schema: dict[str, Any]
     has_solution: bool = False
+    #: the daemon's limits for this template's setup and grading (seconds): a client waits
+    #: longer than these, so a limit reached in the daemon arrives as the task's own error
+    setup_timeout: float | None = None
+    grade_timeout: float | None = None
 
 
 class EnvInfo(BaseModel):

@@ -274,5 +274,5 @@ class Sandbox:
                                   since_ns=self._started)
             if left:
                 log.info("grading sandbox: removed what the grader left: %s", ", ".join(left[:20]))
-            leftovers.remove_ipc(self.user.uid)
+            leftovers.remove_ipc(self.user)
 

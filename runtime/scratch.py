@@ -10,8 +10,9 @@ worst a race can do is redirect the agent's work to somewhere the agent could al
 write. Root only reads trusted, root-only sources (`tar -c` of the env's project folder)
 and hands the bytes over a pipe.
 
-- `empty(user, paths)`: `find PATHS -xdev -mindepth 1 -delete` as the agent. find never
-  follows symlinks, and stays on each path's filesystem (a bind mount survives).
+- `empty(user, paths)`: `find PATHS -xdev -mindepth 1 -delete` as the agent, after making
+  the agent's own read-only directories writable again. find never follows symlinks, and
+  stays on each path's filesystem (a bind mount survives).
 - `fill(user, root, source)`: `tar -c` as root on `source`, piped into `tar -x` as the
   agent in `root`, so everything extracted belongs to the agent.
 - `clear_scratch(user, dirs, ...)`: empties the agent's share of world-writable scratch
@@ -79,6 +80,13 @@ async def empty(user: User, paths: Sequence[str], *, keep: Iterable[str] = (),
         InfraError: find could not start or ran past `timeout`.
     """
     starts = [os.path.normpath(path) for path in paths]
+    # First give back write and search permission on the user's own directories (a
+    # `chmod 555` folder would otherwise keep its files through every reset, and a later
+    # setup could fail on it). Pre-order, one chmod per locked directory, so find can then
+    # descend into it; only the user's own, and as the user, so a symlink gains nothing.
+    await as_user(user, ["find", *starts, "-xdev", "-type", "d", "-user", str(user.uid),
+                         "!", "-perm", "-u=rwx", "-exec", "chmod", "u+rwx", "{}", ";"],
+                  timeout=timeout)
     return await as_user(user, ["find", *starts, "-xdev", "-mindepth", "1",
                                 *_keep_args(starts, keep), "-delete"], timeout=timeout)
 

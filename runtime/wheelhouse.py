@@ -63,7 +63,9 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     src = source_dir()
     if src is not None:
-        for top in ("runtime", "cli", "setup.cfg", "setup.py", "pyproject.toml"):
+        # images/ and templates/ ship in the wheel too (hud/_assets): they count
+        for top in ("runtime", "cli", "images", "templates", "setup.cfg", "setup.py",
+                    "pyproject.toml"):
             path = src / top
             files = sorted(path.rglob("*")) if path.is_dir() else [path]
             for file in files:

@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 import asyncssh
 from hud.capability import Capability
 from hud.errors import ConfigError, InfraError
+from hud.leftovers import remove_ipc
 from hud.proc import DEFAULT_LIMIT, Completed, arun
 from hud.protocol import BINDING_PROTOCOLS, Binding
 from hud.scratch import SCRATCH_DIRS, clear_scratch, empty, fill
@@ -272,6 +273,7 @@ class Workspace(Capability):
                 log.info("before the task: killed %d leftover process(es) of %s", killed,
                          user.name)
             if user.dedicated:
+                remove_ipc(user)
                 cleared = await clear_scratch(user, self.scratch, home=self.reset_home,
                                               keep=[self.root])
                 log.info("before the task: cleared %s's files in %s", user.name,
@@ -286,6 +288,10 @@ class Workspace(Capability):
         killed = self._sweep()
         if killed:
             log.info("before grading: killed %d process(es) of %s", killed, self.user.name)
+        if self.user.dedicated:
+            # System V IPC outlives processes and files: a 0666 segment of the agent's
+            # would be a channel from the grader's run of its code back to its next task
+            remove_ipc(self.user)
 
     async def task_ended(self) -> None:
         """Kill every process the agent started (ssh sessions and their descendants), and

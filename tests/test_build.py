@@ -69,7 +69,7 @@ def test_coding_template_grades_the_fix(built, containers) -> None:  # noqa: F81
     assert containers.exec(run1, *FIX, user="agent").returncode == 0
     frame = json.loads(containers.hud(run1, "task", "grade", "fix_bug", "--answer", "fixed",
                                       "--json"))
-    assert frame["score"] == 1.0 and frame["info"]["passed"] == frame["info"]["total"] == 8
+    assert frame["score"] == 1.0 and frame["info"]["passed"] == frame["info"]["total"] == 15
 
 
 def test_coding_workspace_is_agents_and_tests_are_hidden(built, containers) -> None:  # noqa: F811

@@ -65,7 +65,7 @@ def test_coding_template_lists_fix_bug(tmp_path: Path) -> None:
     manifest = _manifest(target)
     assert [t["slug"] for t in manifest["tasks"]] == ["fix_bug"]
     assert (target / "project" / "stats").is_dir()
-    assert "HIDDEN_CASES" in (target / "env.py").read_text()  # the hidden cases live in env.py
+    assert "def hidden_cases" in (target / "env.py").read_text()  # drawn fresh in env.py
 
 
 def test_default_template_is_coding(tmp_path: Path) -> None:

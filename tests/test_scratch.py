@@ -157,6 +157,26 @@ async def test_reset_racing_agent_cannot_reach_root_files(ws: Workspace, project
     assert (Path(ws.root) / "stats" / "sub" / "deep.py").read_text() == "DEEP = 1\n"
 
 
+async def test_reset_empties_folders_the_agent_made_read_only(ws: Workspace,
+                                                             project: Path) -> None:
+    """A chmod 555 (or 000) folder, even the workspace root itself, does not survive reset."""
+    _as_agent(ws, f"mkdir -p {ws.root}/locked/deep {ws.root}/sealed && touch {ws.root}/locked/f "
+                  f"{ws.root}/locked/deep/g {ws.root}/sealed/h && chmod 555 {ws.root}/locked "
+                  f"{ws.root}/locked/deep && chmod 000 {ws.root}/sealed && chmod 555 {ws.root}")
+    await ws.reset(project)
+    names = sorted(p.name for p in Path(ws.root).iterdir())
+    assert names == ["README", "stats"]
+
+
+async def test_before_start_clears_a_read_only_folder_in_tmp(ws: Workspace) -> None:
+    """A scratch folder the agent locked with chmod 555 is cleared all the same."""
+    locked = f"/tmp/hud-locked-{uuid.uuid4().hex[:8]}"
+    _as_agent(ws, f"mkdir -p {locked}/in && touch {locked}/f {locked}/in/g && "
+                  f"chmod 555 {locked}/in {locked}")
+    await ws.before_start()
+    assert not os.path.lexists(locked)
+
+
 async def test_reset_refuses_a_root_it_cannot_empty(ws: Workspace) -> None:
     """A root-owned directory left in the workspace is an error naming the fix."""
     locked = Path(ws.root) / "root-owned"
@@ -289,3 +309,23 @@ async def test_before_start_keeps_the_agents_browser_serving(ws: Workspace) -> N
         assert await browser.text("h1") == "still here"
     finally:
         await browser.close()
+
+
+async def test_agents_system_v_ipc_is_gone_before_grading_and_setup(ws: Workspace) -> None:
+    """A 0666 shared memory segment of the agent's (a channel from its graded code to its
+    next task) is removed before grading, and again before the next setup."""
+    make = ("python3 -c 'import ctypes; print(ctypes.CDLL(None).shmget(0x{key:x}, 4096, "
+            "0o1000 | 0o666))'")
+
+    def segments() -> set[str]:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+        return {row.split()[1] for row in rows if int(row.split()[7]) == ws.user.uid}
+
+    _as_agent(ws, make.format(key=0x4855AA))
+    assert segments()
+    await ws.before_grade()
+    assert segments() == set()
+    await ws.task_ended()
+    _as_agent(ws, make.format(key=0x4855AB))
+    await ws.before_start()
+    assert segments() == set()

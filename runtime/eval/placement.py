@@ -13,7 +13,7 @@ capabilities, and `close()`. Failures to provision are `InfraError`s.
 One running environment serves one rollout at a time unless it declares more (the
 manifest's `env.concurrency`, the in-process `Environment.concurrency`): rollouts share
 its /workspace and its daemon refuses a `tasks.start` beyond that. So the local and
-attach placements hold a slot of a per-target `_Gate` from `open()` until the lease is
+attach placements hold a slot of a per-target `Gate` from `open()` until the lease is
 closed, and a group against one container runs its members one after another. The
 docker placement gives each rollout its own container and needs no gate.
 """
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import shutil
 import tempfile
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +35,11 @@ from hud.channel import Channel, open_tunnel_stream
 from hud.environment import Environment
 from hud.errors import ConfigError, InfraError
 from hud.eval.exec_transport import ExecTransport, Streams
+from hud.eval.gate import Gate, gate_for
 from hud.proc import arun
 from hud.untrusted import parse_manifest
+
+log = logging.getLogger("hud.eval")
 
 READY_TIMEOUT = 120.0
 JOB_LABEL = "org.hud.job"
@@ -72,58 +75,6 @@ class Lease:
             await self.release()
 
 
-class _Gate:
-    """At most `limit` leases at once on one running environment.
-
-    The limit starts at 1 and is raised to what the environment declares once it is
-    known (`learn`), so the first lease on a container reads its manifest alone.
-    `release` and `learn` never wait, so a cancelled rollout cannot leak its slot.
-    """
-
-    def __init__(self) -> None:
-        self.limit = 1
-        self.active = 0
-        self._waiters: list[asyncio.Future[None]] = []
-
-    async def acquire(self) -> None:
-        while self.active >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:  # cancelled: a wake-up it may have had goes to the next
-                self._waiters.remove(waiter)
-                self._wake()
-                raise
-            self._waiters.remove(waiter)
-        self.active += 1
-
-    async def release(self) -> None:
-        self.active -= 1
-        self._wake()
-
-    async def learn(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self._wake()
-
-    def _wake(self) -> None:
-        # the first waiters, one per free slot, in arrival order; each checks again
-        for waiter in self._waiters[:max(0, self.limit - self.active)]:
-            if not waiter.done():
-                waiter.set_result(None)
-
-
-# one gate per target per event loop, so that every placement in this process attached to
-# one container shares it (asyncio primitives belong to one loop)
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Gate]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _gate_for(target: str) -> _Gate:
-    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
-    return gates.setdefault(target, _Gate())
-
-
 class Placement(abc.ABC):
     """Provisions environments for rollouts."""
 
@@ -154,7 +105,7 @@ class LocalPlacement(Placement):
         self._daemon: Any = None
         self._dir: Path | None = None
         self._lock = asyncio.Lock()
-        self._gate: _Gate | None = None
+        self._gate: Gate | None = None
 
     def describe(self) -> str:
         return f"local (in-process {self.env.name}, {_at_once(self.concurrency)})"
@@ -184,7 +135,7 @@ class LocalPlacement(Placement):
     async def open(self, job_id: str, rollout_id: str) -> Lease:
         sock = await self._ensure()
         if self._gate is None:
-            self._gate = _Gate()
+            self._gate = Gate()
         gate = self._gate
         await gate.learn(self.concurrency)
         await gate.acquire()
@@ -208,6 +159,17 @@ class LocalPlacement(Placement):
             self._daemon = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+# docker binaries whose engine refused CAP_SYS_RESOURCE once (see DockerPlacement.open)
+_NO_SYS_RESOURCE: set[str] = set()
+
+
+async def _labelled(docker: str, rollout_id: str) -> list[str]:
+    """Ids of the containers (any state) of rollout `rollout_id`."""
+    done = await arun([docker, "ps", "-aq", "--filter", f"label={ROLLOUT_LABEL}={rollout_id}"],
+                      timeout=60)
+    return done.stdout.split() if done.ok else []
 
 
 class DockerPlacement(Placement):
@@ -262,7 +224,7 @@ class DockerPlacement(Placement):
             # everything else is dropped
             "--cap-drop", "ALL",
             *[f"--cap-add={c}" for c in ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID",
-                                          "KILL", "SYS_RESOURCE")],
+                                          "KILL", *self._oom_caps())],
             "--security-opt", "no-new-privileges",
             # the host's pid space (pid_max) is shared by every container: a fork bomb in
             # one rollout must stop at its own limit, not starve the host and its other
@@ -278,8 +240,25 @@ class DockerPlacement(Placement):
             argv += ["--memory", self.memory]
         return [*argv, *self.extra_args, self.image]
 
+    def _oom_caps(self) -> tuple[str, ...]:
+        return () if self.docker in _NO_SYS_RESOURCE else ("SYS_RESOURCE",)
+
     async def open(self, job_id: str, rollout_id: str) -> Lease:
-        done = await arun(self.run_argv(job_id, rollout_id), timeout=120)
+        argv = self.run_argv(job_id, rollout_id)
+        done = await arun(argv, timeout=120)
+        if not done.ok and "apply caps" in done.stderr and "--cap-add=SYS_RESOURCE" in argv:
+            # an engine whose own bounding set lacks SYS_RESOURCE (nested, some sandboxes)
+            # cannot grant it: run without it from now on, and say what is lost
+            if self.docker not in _NO_SYS_RESOURCE:
+                _NO_SYS_RESOURCE.add(self.docker)
+                log.warning("this Docker engine cannot grant CAP_SYS_RESOURCE; rollout containers "
+                            "run without it, so the daemon cannot lower its own OOM score and "
+                            "the agent can undo the +1000 on its processes (grader limits still "
+                            "hold)")
+            stale = await _labelled(self.docker, rollout_id)  # created, never started
+            if stale:
+                await arun([self.docker, "rm", "-f", *stale], timeout=60)
+            done = await arun(self.run_argv(job_id, rollout_id), timeout=120)
         if not done.ok:
             raise InfraError(f"docker run {self.image} failed: {done.tail(5)}")
         container = done.stdout.strip()
@@ -326,7 +305,7 @@ class AttachPlacement(Placement):
     async def open(self, job_id: str, rollout_id: str) -> Lease:
         if not self.gate:
             return (await self._open())[0]
-        gate = _gate_for(self.target)
+        gate = gate_for(self.target)
         await gate.acquire()
         try:
             lease, hello = await self._open()

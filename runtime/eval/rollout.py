@@ -100,7 +100,9 @@ async def run_rollout(
         lap("placement")
         trace.event("placement", **lease.info)
         phase = "start"
-        frame = await lease.channel.call("tasks.start", {"id": task.id, "args": task.args})
+        limits = _limits(manifest, task.id)
+        frame = await lease.channel.call("tasks.start", {"id": task.id, "args": task.args},
+                                         timeout=limits["setup_timeout"])
         lap("start")
         run.prompt = frame.get("prompt")
         trace.event("start", prompt=run.prompt, frame={k: v for k, v in frame.items() if k != "prompt"})
@@ -128,7 +130,8 @@ async def run_rollout(
         run.answer, run.stop_reason = answer, ctx.stop_reason or "answered"
         trace.event("answer", answer=answer, stop_reason=run.stop_reason)
         phase = "grade"
-        grade = await lease.channel.call("tasks.grade", {"answer": answer})
+        grade = await lease.channel.call("tasks.grade", {"answer": answer},
+                                         timeout=limits["grade_timeout"])
         lap("grade")
         run.reward, run.grade, run.status = float(grade["score"]), grade, "completed"
         trace.event("grade", **grade)
@@ -161,6 +164,23 @@ async def run_rollout(
         trace.event("end", status=run.status, reward=run.reward, timings=timings)
         run.trace = trace.events
         trace.close()
+
+
+# how much longer than the daemon's own limit the host waits for setup or grading
+LIMIT_MARGIN = 120.0
+
+
+def _limits(manifest: dict[str, Any], template_id: str) -> dict[str, float]:
+    """How long to wait for tasks.start / tasks.grade: the template's limits in the daemon
+    plus a margin, so a limit the daemon enforces arrives as the task's error (grade_error)
+    rather than a host-side timeout (infra_error)."""
+    info = next((t for t in manifest.get("templates", []) if t.get("id") == template_id), {})
+    out = {}
+    for key in ("setup_timeout", "grade_timeout"):
+        value = info.get(key)
+        seconds = float(value) if isinstance(value, (int, float)) and value > 0 else 600.0
+        out[key] = min(seconds, 86400.0) + LIMIT_MARGIN
+    return out
 
 
 async def _cancel(lease: Lease) -> None:

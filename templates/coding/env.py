@@ -5,8 +5,9 @@ agent, so a symlink the agent planted can't send root's writes anywhere). Gradin
 the agent's `stats` functions on hidden inputs with `hud.graders.python_calls`: the files
 `stats/**/*.py` are copied into a sandbox that runs them as the grading user (neither the
 agent nor root), with isolated Python and bounded time, memory and output, and that only
-returns what each call gave. The expected values below never leave this root-only file;
-the comparison happens in the daemon, so nothing the agent's code prints, patches or
+returns what each call gave. The inputs are mostly drawn fresh at each grade and the
+expected values come from a reference implementation; they never leave the daemon, and
+the comparison happens there, so nothing the agent's code prints, patches or
 plants (a sitecustomize.py, a unittest.py, an exit at import) can change the verdict. The
 reward is 1.0 when every hidden case passes, else 0.0; `info` lists the failed cases.
 
@@ -16,6 +17,8 @@ Outside a container, set HUD_WORKSPACE to a scratch directory (default /workspac
 from __future__ import annotations
 
 import os
+import random
+import statistics
 from pathlib import Path
 
 from hud import Environment, graders
@@ -35,17 +38,30 @@ results. Find it and fix it in place (do not rename files or functions). You can
 project's own tests with `cd {workspace} && python3 -m unittest`. Reply with one line
 saying what you fixed."""
 
-# Hidden cases: inputs go into the sandbox, the expected values stay in the daemon.
-HIDDEN_CASES = [
-    graders.Case("stats:median", args=[[4, 1, 3, 2]], expect=2.5),
-    graders.Case("stats:median", args=[[10, 20]], expect=15),
-    graders.Case("stats:median", args=[[7, 1, 5, 3, 9, 11]], expect=6),
+# Hidden cases: inputs go into the sandbox, the expected values stay in the daemon. Most
+# inputs are drawn fresh at every grade and the expected values come from a reference
+# (the standard library), so nothing the agent could read in advance (this template is
+# public) lets it answer from a lookup table instead of fixing the code.
+FIXED_CASES = [
     graders.Case("stats:median", args=[[5, 3, 9, 1, 7]], expect=5),
     graders.Case("stats:median", args=[[42]], expect=42),
     graders.Case("stats:median", args=[[]], raises="ValueError"),
-    graders.Case("stats:mean", args=[[2, 4]], expect=3),
-    graders.Case("stats:spread", args=[[2, 4]], expect=2),
 ]
+
+
+def hidden_cases() -> list[graders.Case]:
+    """The fixed edge cases plus fresh random ones (even and odd lengths, ints and floats)."""
+    rng = random.SystemRandom()
+    cases = list(FIXED_CASES)
+    for length in (2, 4, 6, 7, 10):
+        values = [rng.randint(-1000, 1000) for _ in range(length)]
+        floats = [round(rng.uniform(-100, 100), 3) for _ in range(length)]
+        cases += [graders.Case("stats:median", args=[values], expect=statistics.median(values)),
+                  graders.Case("stats:median", args=[floats], expect=statistics.median(floats))]
+    values = [rng.randint(-1000, 1000) for _ in range(rng.randint(1, 9))]
+    cases += [graders.Case("stats:mean", args=[values], expect=statistics.fmean(values)),
+              graders.Case("stats:spread", args=[values], expect=max(values) - min(values))]
+    return cases
 
 
 @env.template()
@@ -53,7 +69,7 @@ async def fix_bug():
     """Fix the bug in the `stats` project in /workspace."""
     await workspace.reset(HERE / "project")
     answer = yield PROMPT.format(workspace=WORKSPACE)
-    yield await graders.python_calls(WORKSPACE, include=["stats/**/*.py"], cases=HIDDEN_CASES)
+    yield await graders.python_calls(WORKSPACE, include=["stats/**/*.py"], cases=hidden_cases())
 
 
 @fix_bug.solution

@@ -165,9 +165,9 @@ async def test_attach_gives_the_validated_bindings() -> None:
 
 async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
     """A rollout cancelled just as its turn came does not strand the one after it."""
-    from hud.eval.placement import _Gate
+    from hud.eval.gate import Gate
 
-    gate = _Gate()
+    gate = Gate()
     await gate.acquire()
     first = asyncio.create_task(gate.acquire())
     second = asyncio.create_task(gate.acquire())

@@ -41,3 +41,22 @@ async def test_oracle_and_nop_locally(template: str, dev_host: Path, tmp_path: P
     assert oracle.reward == 1.0, [r.error for r in oracle.runs]
     nop = await tasks.run(NopAgent(), runtime="local", max_concurrent=1)
     assert nop.reward == 0.0, [r.error for r in nop.runs]
+
+
+def test_coding_hidden_inputs_are_fresh_at_every_grade(tmp_path: Path) -> None:
+    """The coding template's hidden cases are drawn anew each time, with expected values
+    from a reference: what the agent saw (or read in the public source) does not repeat."""
+    import importlib.util
+    import statistics
+
+    folder, _ = scaffold(tmp_path / "coder", "coding")
+    spec = importlib.util.spec_from_file_location("coding_env_probe", folder / "env.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first, second = module.hidden_cases(), module.hidden_cases()
+    drawn = [c.args for c in first if c not in module.FIXED_CASES]
+    assert len(drawn) >= 10 and drawn != [c.args for c in second if c not in module.FIXED_CASES]
+    medians = [c for c in first if c.call == "stats:median" and c.raises is None]
+    assert all(c.expect == statistics.median(c.args[0]) for c in medians)
+    assert any(len(c.args[0]) % 2 == 0 for c in medians)  # the bug's case is always there
