@@ -27,6 +27,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pydantic import ValidationError
+
 from hud.capability import Capability, StaticCapability
 from hud.errors import ConfigError
 from hud.protocol import Binding, EnvInfo, Manifest, TaskInfo, TemplateInfo
@@ -168,9 +170,19 @@ class Environment:
                     f"add_capability({capability!r}) needs protocol= and url= "
                     f"(e.g. protocol='ssh/2', url='tcp://127.0.0.1:2222')"
                 )
+            try:
+                binding = Binding(name=capability, protocol=protocol, url=url,
+                                  params=params or {})
+            except ValidationError as exc:
+                raise ConfigError(f"add_capability({capability!r}): "
+                                  f"{exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
             capability = StaticCapability(
-                Binding(name=capability, protocol=protocol, url=url, params=params or {})
+                binding
             )
+        if not Binding.NAME.fullmatch(capability.name):
+            raise ConfigError(f"capability name {capability.name[:80]!r} is not allowed: use "
+                              f"1-64 letters, digits, '_', '.' or '-', starting with a letter "
+                              f"or digit (names reach the host's command lines)")
         if capability.name in self.capabilities:
             raise ConfigError(f"capability {capability.name!r} is registered twice")
         self.capabilities[capability.name] = capability

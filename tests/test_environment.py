@@ -150,3 +150,11 @@ def test_unknown_layer_is_rejected() -> None:
     """The image layer must be one hud builds."""
     with pytest.raises(ConfigError, match="unknown image layer 'gpu'"):
         Environment(name="x", layer="gpu")
+
+
+@pytest.mark.parametrize("name", ["shell$(touch x)", "a b", "-x", "", "x" * 65, "tab\tname"])
+def test_a_capability_name_that_could_reach_a_shell_is_refused(name: str) -> None:
+    """Capability names are held to a safe grammar at authoring time, with a clear error."""
+    env = Environment(name="names")
+    with pytest.raises(ConfigError, match="is not allowed"):
+        env.add_capability(name, protocol="ssh/2", url="tcp://127.0.0.1:2222")
