@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,28 @@ def browser_layer(base_layer: str) -> str:
 def desktop_layer(browser_layer: str) -> str:
     """The tag of a current hud-desktop layer (built on first use)."""
     return _layer("desktop")
+
+
+@pytest.fixture(scope="session")
+def template_image(tmp_path_factory: pytest.TempPathFactory,
+                   base_layer: str) -> Iterator[Callable[[str], tuple[Path, str]]]:
+    """Build a shipped template (`hud init` + `hud build`) once per session."""
+    from hud.build import build_env
+    from hud.scaffold import scaffold
+
+    built: dict[str, tuple[Path, str]] = {}
+
+    def get(template: str) -> tuple[Path, str]:
+        if template not in built:
+            folder, _ = scaffold(tmp_path_factory.mktemp(template) / f"rt-{template}", template)
+            tag = unique_tag(f"hud-test-rt-{template}")
+            build_env(folder, tag=tag)
+            built[template] = (folder, tag)
+        return built[template]
+
+    yield get
+    for _, tag in built.values():
+        docker_cli("rmi", "-f", tag, timeout=120)
 
 
 def docker_cli(*args: str, timeout: float = 120, input: str | None = None,
@@ -150,3 +172,26 @@ def env_dir(tmp_path: Path, name: str, body: str, dockerfile: str | None = None)
     if dockerfile is not None:
         (folder / "Dockerfile").write_text(dockerfile)
     return folder
+
+
+def openssh_as_agent(container: str, key_dir: Path,
+                     timeout: float = 60) -> tuple[Any, list[str]]:
+    """A real OpenSSH client into `container`'s `shell` capability through
+    `docker exec -i ... hud connect --tunnel shell`, with the binding's key and pinned host
+    key written under `key_dir`. Returns `run(command)` and the ssh options (for scp)."""
+    manifest = json.loads(docker_cli("exec", container, "hud", "manifest", check=True).stdout)
+    shell = next(b for b in manifest["bindings"] if b["name"] == "shell")
+    key = key_dir / "id_ed25519"
+    key.write_text(shell["params"]["client_key"])
+    key.chmod(0o600)
+    known = key_dir / "known_hosts"
+    known.write_text(f"{container} {shell['params']['host_pubkey']}\n")
+    opts = ["-i", str(key), "-o", f"ProxyCommand=docker exec -i {container} hud connect "
+            f"--tunnel shell", "-o", f"UserKnownHostsFile={known}", "-o",
+            "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
+
+    def run(command: str, timeout: float = timeout) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ssh", *opts, f"agent@{container}", command], capture_output=True,
+                              text=True, timeout=timeout)
+
+    return run, opts

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import hud
-from tests.docker_fixtures import base_layer, containers, docker_cli, env_dir, unique_tag  # noqa: F401
+from tests.docker_fixtures import (base_layer, containers, docker_cli, env_dir,  # noqa: F401
+                                   openssh_as_agent, unique_tag)
 
 pytestmark = pytest.mark.docker
 
@@ -81,23 +82,7 @@ def running(caps_image: str, containers):  # noqa: F811
 @pytest.fixture
 def ssh_cmd(running: str, tmp_path: Path):
     """An OpenSSH command line through `docker exec ... hud connect --tunnel shell`."""
-    import json
-
-    manifest = json.loads(docker_cli("exec", running, "hud", "manifest", check=True).stdout)
-    shell = next(b for b in manifest["bindings"] if b["name"] == "shell")
-    key = tmp_path / "id_ed25519"
-    key.write_text(shell["params"]["client_key"])
-    key.chmod(0o600)
-    known = tmp_path / "known_hosts"
-    known.write_text(f"{running} {shell['params']['host_pubkey']}\n")
-    proxy = f"docker exec -i {running} hud connect --tunnel shell"
-    opts = ["-i", str(key), "-o", f"ProxyCommand={proxy}", "-o", f"UserKnownHostsFile={known}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
-
-    def run(command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ssh", *opts, f"agent@{running}", command], capture_output=True,
-                              text=True, timeout=timeout)
-
+    run, opts = openssh_as_agent(running, tmp_path)
     run.opts = opts  # type: ignore[attr-defined]
     return run
 

@@ -3,12 +3,12 @@ task, its symlinks do not steer root, its processes are expendable and do not su
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.docker_fixtures import base_layer, containers, docker_cli, env_dir, unique_tag  # noqa: F401
+from tests.docker_fixtures import (base_layer, containers, docker_cli, env_dir,  # noqa: F401
+                                   openssh_as_agent, unique_tag)
 
 pytestmark = pytest.mark.docker
 
@@ -56,23 +56,7 @@ def running(scratch_image: str, containers):  # noqa: F811
 @pytest.fixture
 def agent(running: str, tmp_path: Path):
     """Runs a command as the agent over OpenSSH through the exec tunnel."""
-    import json
-
-    manifest = json.loads(docker_cli("exec", running, "hud", "manifest", check=True).stdout)
-    shell = next(b for b in manifest["bindings"] if b["name"] == "shell")
-    key = tmp_path / "id_ed25519"
-    key.write_text(shell["params"]["client_key"])
-    key.chmod(0o600)
-    known = tmp_path / "known_hosts"
-    known.write_text(f"{running} {shell['params']['host_pubkey']}\n")
-    opts = ["-i", str(key), "-o", f"ProxyCommand=docker exec -i {running} hud connect --tunnel shell",
-            "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
-
-    def run(command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ssh", *opts, f"agent@{running}", command], capture_output=True,
-                              text=True, timeout=60)
-
+    run, _ = openssh_as_agent(running, tmp_path)
     return run
 
 

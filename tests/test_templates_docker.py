@@ -4,13 +4,12 @@ fixes the coding template's bug over ssh inside a real container."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from hud.agents import NopAgent, OracleAgent
 from hud.eval import DockerPlacement, Taskset
-from tests.docker_fixtures import base_layer, docker_cli, unique_tag  # noqa: F401
+from tests.docker_fixtures import base_layer, template_image  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
@@ -18,31 +17,10 @@ pytestmark = pytest.mark.docker
 CHAT_TEMPLATES = ("blank", "coding", "browser", "desktop")
 
 
-@pytest.fixture(scope="module")
-def template_images(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
-    """Build each template once for the module; remove the images afterwards."""
-    from hud.build import build_env
-    from hud.scaffold import scaffold
-
-    built: dict[str, tuple[Path, str]] = {}
-
-    def get(template: str) -> tuple[Path, str]:
-        if template not in built:
-            folder, _ = scaffold(tmp_path_factory.mktemp(template) / f"t-{template}", template)
-            tag = unique_tag(f"hud-test-tpl-{template}")
-            build_env(folder, tag=tag)
-            built[template] = (folder, tag)
-        return built[template]
-
-    yield get
-    for _, tag in built.values():
-        docker_cli("rmi", "-f", tag, timeout=120)
-
-
 @pytest.mark.parametrize("template", CHAT_TEMPLATES)
-async def test_oracle_one_nop_zero_in_docker(template: str, template_images) -> None:
+async def test_oracle_one_nop_zero_in_docker(template: str, template_image) -> None:
     """oracle → 1.0 and nop → 0.0 on every task of the template, a container per rollout."""
-    folder, tag = template_images(template)
+    folder, tag = template_image(template)
     tasks = Taskset.from_source(folder)
     placement = DockerPlacement(tag)
     oracle = await tasks.run(OracleAgent(), runtime=placement, max_concurrent=2)
@@ -51,11 +29,11 @@ async def test_oracle_one_nop_zero_in_docker(template: str, template_images) -> 
     assert nop.reward == 0.0, [r.error for r in nop.runs]
 
 
-async def test_claude_fixes_the_bug_over_ssh_in_a_container(template_images) -> None:
+async def test_claude_fixes_the_bug_over_ssh_in_a_container(template_image) -> None:
     """Scripted Claude tool calls run over ssh in the container; the fix grades 1.0."""
     from tests.agents.providers import Anthropic, serve
 
-    folder, tag = template_images("coding")
+    folder, tag = template_image("coding")
     wire = Anthropic("anthropic")
     for api in serve():
         api.script = [

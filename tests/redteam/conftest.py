@@ -5,39 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.docker_fixtures import (_engine_or_fail, base_layer, docker_cli,  # noqa: F401
-                                   unique_tag)
-
-Built = tuple[Path, str]
-
-
-@pytest.fixture(scope="session")
-def template_image(tmp_path_factory: pytest.TempPathFactory,
-                   base_layer: str) -> Iterator[Callable[[str], Built]]:  # noqa: F811
-    """Build a shipped template (`hud init` + `hud build`) once per session."""
-    from hud.build import build_env
-    from hud.scaffold import scaffold
-
-    built: dict[str, Built] = {}
-
-    def get(template: str) -> Built:
-        if template not in built:
-            folder, _ = scaffold(tmp_path_factory.mktemp(template) / f"rt-{template}", template)
-            tag = unique_tag(f"hud-test-rt-{template}")
-            build_env(folder, tag=tag)
-            built[template] = (folder, tag)
-        return built[template]
-
-    yield get
-    for _, tag in built.values():
-        docker_cli("rmi", "-f", tag, timeout=120)
-
+                                   template_image, unique_tag)
 
 class SecureContainers:
     """Containers started exactly as the docker placement starts them (dropped
