@@ -8,10 +8,9 @@ import random
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from hud import Environment
-from hud.errors import ProtocolError
+from hud.errors import ConfigError, ProtocolError
 from hud.protocol import Binding
 from hud.untrusted import parse_manifest, ssh_params
 from tests.manifestkit import DELETE, HOST_PUBKEY, valid_manifest, with_field
@@ -153,7 +152,7 @@ def test_a_long_value_is_cut_in_the_message() -> None:
 
 def test_env_authors_get_the_rule_at_add_capability() -> None:
     """An environment cannot publish a capability whose name the host would refuse."""
-    with pytest.raises(ValidationError, match=r"capability name 'a b' is not allowed"):
+    with pytest.raises(ConfigError, match=r"capability name 'a b' is not allowed"):
         Environment(name="x").add_capability("a b", protocol="echo/1", url="tcp://127.0.0.1:1")
 
 
