@@ -90,6 +90,17 @@ def _open_regular(dir_fd: int, name: str, shown: str) -> tuple[int, os.stat_resu
     return fd, st
 
 
+def write_new(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+    """Create `name` in `dir_fd` (it must not exist; never through a symlink) with `data`."""
+    fd = os.open(name, NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _read_fd(fd: int, limit: int) -> bytes:
     """Up to `limit` + 1 bytes from `fd` (the extra byte tells the caller it was over)."""
     parts, total = [], 0
@@ -321,14 +332,7 @@ def _copy_file(src_dir: int, name: str, st: os.stat_result, dest_dir: int, shown
         os.close(fd)
     if len(data) > budget:
         raise Refused(f"the files to copy are over the limit of {max_bytes} bytes (at {shown})")
-    mode = 0o755 if opened.st_mode & 0o111 else 0o644
-    out = os.open(name, NEW_FILE_FLAGS, mode, dir_fd=dest_dir)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(out, view):]
-    finally:
-        os.close(out)
+    write_new(dest_dir, name, data, 0o755 if opened.st_mode & 0o111 else 0o644)
     copied.files.append(shown)
     copied.size += len(data)
 

@@ -195,13 +195,7 @@ class Sandbox:
 
     def write(self, name: str, data: bytes, mode: int = 0o644) -> None:
         """Create file `name` in the private folder with `data`."""
-        fd = os.open(name, nofollow.NEW_FILE_FLAGS, mode, dir_fd=self._root_fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        nofollow.write_new(self._root_fd, name, data, mode)
 
     async def run(self, argv: Sequence[str], *, stdin: bytes = b"", cwd: str = "") -> Outcome:
         """Run `argv` in the sandbox as the grading user, bounded by the sandbox's limits.
