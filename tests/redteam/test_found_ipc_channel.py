@@ -53,9 +53,8 @@ ls /tmp/keep 2>&1
 '''
 
 
-async def test_shared_memory_carries_nothing_to_the_next_task(template_image, secure) -> None:
-    """The agent's SysV segment is gone (or empty) when the next task starts: the hidden
-    inputs the grader handled never reach the agent."""
+async def _plant_grade_and_look(template_image, secure) -> str:
+    """Task 1 plants the channels and is graded; task 2 reads them back: its output."""
     _, tag = template_image("coding")
     box = secure.run(tag)
     async with await hud.attach(box) as env:
@@ -65,22 +64,20 @@ async def test_shared_memory_carries_nothing_to_the_next_task(template_image, se
         assert await env.grade("nothing") == 0.0
         await env.start("fix_bug")
         seen = await as_agent(env, READ)
-        assert "stats:median" not in seen.stdout, seen.stdout  # it once held every input
         assert await env.grade("nothing") == 0.0
+        return str(seen.stdout)
+
+
+async def test_shared_memory_carries_nothing_to_the_next_task(template_image, secure) -> None:
+    """The agent's SysV segment is gone (or empty) when the next task starts: the hidden
+    inputs the grader handled never reach the agent."""
+    seen = await _plant_grade_and_look(template_image, secure)
+    assert "stats:median" not in seen, seen  # it once held every input
 
 
 async def test_read_only_scratch_folder_is_reset_for_the_next_task(template_image,
                                                                    secure) -> None:
     """A chmod-555 folder the agent left in /tmp is gone when the next task starts (the
     README promises the scratch dirs are reset; it once survived, a covert channel)."""
-    _, tag = template_image("coding")
-    box = secure.run(tag)
-    async with await hud.attach(box) as env:
-        await env.start("fix_bug")
-        done = await as_agent(env, PLANT)
-        assert "planted" in done.stdout, done.stderr
-        assert await env.grade("nothing") == 0.0
-        await env.start("fix_bug")
-        seen = await as_agent(env, READ)
-        assert "bit" not in seen.stdout, seen.stdout
-        assert await env.grade("nothing") == 0.0
+    seen = await _plant_grade_and_look(template_image, secure)
+    assert "bit" not in seen, seen
