@@ -47,8 +47,8 @@ async def timed(step: Callable[[], Awaitable[object]], runs: int) -> list[float]
 async def main(runs: int) -> None:
     bare = rss_mb()
     import asyncssh
-    from hud.tools import Tools
-    from hud.workspace import Workspace
+    from hud.capabilities.mcp import Tools
+    from hud.capabilities.ssh import Workspace
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 

@@ -66,7 +66,7 @@ def main() -> None:
             starts += timed([hud, "task", "start", "count_letter"], env, 1)
             grades += timed([hud, "task", "grade", "count_letter", "--answer", "3"], env, 1)
 
-        from hud.client import ControlClient
+        from hud.clients.control import ControlClient
 
         with ControlClient.connect(sock) as client:
             t0 = time.perf_counter()

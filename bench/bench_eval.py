@@ -46,9 +46,9 @@ async def main() -> None:
     opts = parser.parse_args()
 
     from hud.agents import OracleAgent
-    from hud.build import build_env
+    from hud.build.env_image import build_env
     from hud.eval import DockerPlacement, Taskset
-    from hud.scaffold import scaffold
+    from hud.build.scaffold import scaffold
 
     os.environ.setdefault("HUD_RUNS_DIR", tempfile.mkdtemp(prefix="hud-bench-runs-"))
     work = Path(tempfile.mkdtemp(prefix="hud-bench-eval-"))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 
 def build(template: str) -> str:
-    from hud.build import build_env
-    from hud.scaffold import scaffold
+    from hud.build.env_image import build_env
+    from hud.build.scaffold import scaffold
 
     folder, _ = scaffold(Path(tempfile.mkdtemp(prefix="hud-bench-gui-")) / template, template)
     tag = f"hud-bench-gui-{template}"
@@ -67,7 +67,7 @@ async def until_answering(image: str, capability: str) -> tuple[float, str]:
 
 async def vnc_shots(name: str, shots: int) -> list[float]:
     import hud
-    from hud.rfb import RFBClient
+    from hud.clients.rfb import RFBClient
 
     env = await hud.attach(name)
     reader, writer = await env.tunnel("desktop")

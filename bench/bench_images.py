@@ -22,11 +22,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hud.bootstrap import rootfs_tag
-from hud.build import build_env
-from hud.docker import image_size_mb, inspect_image
-from hud.images import LAYERS, ensure_layers, layer_tag
-from hud.scaffold import scaffold
+from hud.build.rootfs import rootfs_tag
+from hud.build.env_image import build_env
+from hud.build.docker import image_size_mb, inspect_image
+from hud.build.layers import LAYERS, ensure_layers, layer_tag
+from hud.build.scaffold import scaffold
 
 READY_TIMEOUT = 60.0
 

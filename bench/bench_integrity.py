@@ -23,8 +23,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hud.build import build_env
-from hud.scaffold import scaffold
+from hud.build.env_image import build_env
+from hud.build.scaffold import scaffold
 
 READY_TIMEOUT = 60.0
 

@@ -49,7 +49,7 @@ async def main() -> None:
     opts = parser.parse_args()
 
     import hud
-    from hud.build import build_env
+    from hud.build.env_image import build_env
 
     folder = Path(tempfile.mkdtemp(prefix="hud-bench-tunnel-")) / "env"
     folder.mkdir()

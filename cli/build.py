@@ -1,4 +1,4 @@
-"""`hud build [DIR]`: build an environment's image (thin over hud.build).
+"""`hud build [DIR]`: build an environment's image (thin over hud.build.env_image).
 
 Progress goes to stderr: a rich spinner on a terminal (when rich is installed; rich is a
 host-only dependency and is imported only here), plain lines otherwise. The result goes
@@ -65,7 +65,7 @@ def build(directory: str, tag: str | None, no_cache: bool, base_image: str | Non
     Builds the hud layers it needs on first use, validates the environment inside the
     image, labels the image with the manifest and writes DIRECTORY/hud.lock.json.
     """
-    from hud.build import LOCK_FILE, build_env
+    from hud.build.env_image import LOCK_FILE, build_env
 
     with progress(quiet=False) as notify:
         result = build_env(directory, tag=tag, no_cache=no_cache, base_image=base_image,

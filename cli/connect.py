@@ -17,7 +17,7 @@ import threading
 import click
 
 from hud.cli.options import connection_options, fail, reports_errors
-from hud.client import open_socket
+from hud.clients.control import open_socket
 
 _CHUNK = 1 << 16
 

@@ -1,6 +1,6 @@
 """`hud images ...`: bootstrap, build, list, save, load and prune the hud layers.
 
-Thin over hud.bootstrap and hud.images. Results on stdout (`--json` for one JSON
+Thin over hud.build.rootfs and hud.build.layers. Results on stdout (`--json` for one JSON
 document), progress on stderr.
 """
 
@@ -28,7 +28,7 @@ def images() -> None:
 @reports_errors
 def bootstrap_command(suite: str, mirror: str | None, tag: str | None) -> None:
     """Build a Debian root image with debootstrap + docker import (no registry needed)."""
-    from hud.bootstrap import bootstrap, default_mirror
+    from hud.build.rootfs import bootstrap, default_mirror
 
     source = mirror or default_mirror()
     with progress() as notify:
@@ -52,7 +52,7 @@ def bootstrap_command(suite: str, mirror: str | None, tag: str | None) -> None:
 def build_command(layer: str, rebuild: bool, no_cache: bool, base_image: str | None,
                   pull: bool | None, as_json: bool) -> None:
     """Build LAYER (and the layers under it); `all` builds base, browser and desktop."""
-    from hud.images import ensure_layers
+    from hud.build.layers import ensure_layers
 
     with progress() as notify:
         results = ensure_layers("desktop" if layer == "all" else layer, rebuild=rebuild,
@@ -71,7 +71,7 @@ def build_command(layer: str, rebuild: bool, no_cache: bool, base_image: str | N
 @reports_errors
 def list_command(as_json: bool) -> None:
     """List hud's images: root filesystems, layers, and built environments."""
-    from hud.images import list_images
+    from hud.build.layers import list_images
 
     rows = list_images()
     if as_json:
@@ -89,7 +89,7 @@ def list_command(as_json: bool) -> None:
 @reports_errors
 def save_command(output: str, refs: tuple[str, ...]) -> None:
     """Save images (default: this version's hud layers) to one tarball for another host."""
-    from hud.images import save
+    from hud.build.layers import save
 
     saved = save(Path(output), list(refs) or None)
     click.echo(f"saved {', '.join(saved)} to {output}")
@@ -100,7 +100,7 @@ def save_command(output: str, refs: tuple[str, ...]) -> None:
 @reports_errors
 def load_command(file: str) -> None:
     """Check and load a tarball made by `hud images save`."""
-    from hud.images import load
+    from hud.build.layers import load
 
     for name in load(Path(file)):
         click.echo(name)
@@ -112,7 +112,7 @@ def load_command(file: str) -> None:
 @reports_errors
 def prune_command(everything: bool) -> None:
     """Remove hud layers of other hud versions (and dangling hud layers)."""
-    from hud.images import prune
+    from hud.build.layers import prune
 
     removed = prune(everything)
     click.echo("\n".join(removed) if removed else "nothing to remove")

@@ -1,4 +1,4 @@
-"""`hud init NAME [--template T]`: scaffold an environment (thin over hud.scaffold)."""
+"""`hud init NAME [--template T]`: scaffold an environment (thin over hud.build.scaffold)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def init(name: str | None, template: str, list_only: bool) -> None:
     The environment is named after the directory; `hud build NAME` then makes an image
     with that name.
     """
-    from hud.scaffold import scaffold, templates
+    from hud.build.scaffold import scaffold, templates
 
     if list_only:
         for key, meta in templates().items():

@@ -1,4 +1,4 @@
-"""`hud serve`: run the runtime daemon (thin over hud.daemon).
+"""`hud serve`: run the runtime daemon (thin over hud.serve.daemon).
 
 The TCP token comes from `--token-file PATH` or HUD_TOKEN, never from argv (see
 hud.cli.options); the daemon then removes HUD_TOKEN from its own environment.
@@ -71,7 +71,7 @@ def serve(module: str | None, socket_path: str | None, tcp: str | None, token: s
     $HUD_ENV or the current directory) and serve its tasks until SIGTERM."""
     from pathlib import Path
 
-    from hud.daemon import Daemon, DaemonConfig, protect_from_oom, take_secret_env
+    from hud.serve.daemon import Daemon, DaemonConfig, protect_from_oom, take_secret_env
     from hud.paths import default_log_path, default_socket_path
 
     from_env = take_secret_env("HUD_TOKEN")  # always: no child of the daemon inherits it

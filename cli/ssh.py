@@ -10,7 +10,7 @@ tunnel as ProxyCommand:
 `--print` shows that command line instead of running it (for scp, rsync, IDEs).
 
 The manifest comes from an image someone else may have built: it is parsed by
-`hud.untrusted`'s strict models before any value is used, so a capability name, user or
+`hud.clients.untrusted`'s strict models before any value is used, so a capability name, user or
 key that could reach the shell running ProxyCommand, OpenSSH's `%` tokens, or a second
 line of known_hosts is refused (and nothing is written). On top of that every value in
 ProxyCommand is shell-quoted and every `%` in a value OpenSSH expands is doubled.
@@ -78,7 +78,7 @@ def ssh_binding(manifest: Any, container: str, name: str | None) -> dict[str, An
         ConfigError: it offers no such ssh capability (its bindings are listed).
     """
     from hud.errors import ConfigError
-    from hud.untrusted import parse_manifest
+    from hud.clients.untrusted import parse_manifest
 
     bindings = parse_manifest(manifest, f"container {container!r}")["bindings"]
     ssh = [b for b in bindings if b["protocol"].startswith("ssh/") and name in (None, b["name"])]
@@ -100,15 +100,15 @@ def ssh_argv(container: str, binding: dict[str, Any], key_dir: Path,
     """The OpenSSH command line for `binding` of `container` (writes the key files).
 
     Every value is checked before anything is written: the container name, the binding
-    (name, user, keys, through `hud.untrusted`) and the key directory's path.
+    (name, user, keys, through `hud.clients.untrusted`) and the key directory's path.
 
     Raises:
         ConfigError: the container name or the key directory's path cannot be used.
         ProtocolError: the binding is invalid.
     """
     from hud.errors import ConfigError
-    from hud.protocol import Binding
-    from hud.untrusted import ssh_params
+    from hud.messages import Binding
+    from hud.clients.untrusted import ssh_params
 
     check_container(container)
     name = Binding.model_validate(binding).name
@@ -138,7 +138,7 @@ def ssh_argv(container: str, binding: dict[str, Any], key_dir: Path,
 @reports_errors
 def ssh(container: str, command: tuple[str, ...], name: str | None, print_only: bool) -> None:
     """Open an ssh session (or run COMMAND) in CONTAINER's workspace, as the agent."""
-    from hud.docker import docker_bin
+    from hud.build.docker import docker_bin
 
     check_container(container)
     docker = docker_bin()

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from hud.cli.options import connection_options, fail, reports_errors
-from hud.client import ControlClient
+from hud.clients.control import ControlClient
 
 
 def _echo_json(value: Any) -> None:
@@ -53,7 +53,7 @@ def _label_manifest(image: str) -> dict[str, Any]:
     labels = json.loads(done.stdout or "null") or {}
     if "org.hud.manifest" not in labels:
         raise DockerError(f"image {image!r} has no org.hud.manifest label; build it with `hud build`")
-    from hud.untrusted import parse_manifest  # an image someone else built: untrusted
+    from hud.clients.untrusted import parse_manifest  # an image someone else built: untrusted
 
     return parse_manifest(json.loads(labels["org.hud.manifest"]), f"image {image!r}")
 
@@ -169,7 +169,7 @@ def manifest(module: str | None, socket_path: str | None, url: str | None,
              token: str | None) -> None:
     """Print the environment's manifest as JSON."""
     if module is not None:
-        from hud.loader import load_environment
+        from hud.serve.loader import load_environment
 
         _echo_json(load_environment(module).manifest().model_dump(mode="json"))
         return

@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 # public name -> defining private module
 _EXPORTS: dict[str, str] = {
-    "Binding": "hud.protocol",
-    "attach": "hud.remote",
+    "Binding": "hud.messages",
+    "attach": "hud.clients.attach",
     "ConfigError": "hud.errors",
     "DaemonUnavailable": "hud.errors",
     "DockerError": "hud.errors",
@@ -22,9 +22,9 @@ _EXPORTS: dict[str, str] = {
     "Environment": "hud.environment",
     "HudError": "hud.errors",
     "InfraError": "hud.errors",
-    "Manifest": "hud.protocol",
+    "Manifest": "hud.messages",
     "ProtocolError": "hud.errors",
-    "RemoteEnv": "hud.remote",
+    "RemoteEnv": "hud.clients.attach",
     "RemoteError": "hud.errors",
     "Task": "hud.task",
     "TaskError": "hud.errors",

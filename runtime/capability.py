@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 
-from hud.protocol import Binding
+from hud.messages import Binding
 
 
 class Capability(abc.ABC):

@@ -10,7 +10,7 @@
 A template is an async generator: code before the first `yield` is per-task setup, the
 first yield is the prompt, the value sent back is the agent's answer, and the second
 yield is the reward. Calling a template mints a `Task` and runs nothing; the runtime
-daemon drives the generator (hud.runner). Arguments are validated against the
+daemon drives the generator (hud.serve.runner). Arguments are validated against the
 signature by a pydantic model built from it, both when minting and when they arrive
 over the wire ("7" becomes 7 for an int).
 
@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from hud.capability import Capability, StaticCapability
 from hud.errors import ConfigError
-from hud.protocol import Binding, EnvInfo, Manifest, TaskInfo, TemplateInfo
+from hud.messages import Binding, EnvInfo, Manifest, TaskInfo, TemplateInfo
 from hud.task import Task
 from hud.template import (
     DEFAULT_GRADE_TIMEOUT,
@@ -78,7 +78,7 @@ class Environment:
             setup_timeout: default seconds a template's setup may take (hud.template).
             grade_timeout: default seconds grading (or a reference solution) may take.
             stall_timeout: default seconds template code may block the event loop
-                synchronously between two awaits (hud.stall).
+                synchronously between two awaits (hud.serve.stall).
 
         Raises:
             ConfigError: an empty name, an unknown layer, a concurrency below 1, or a
@@ -192,20 +192,20 @@ class Environment:
                   name: str = "shell", env: dict[str, str] | None = None) -> Any:
         """Give the agent a shell and files in `root` over ssh (`ssh/2`), as `user`.
 
-        Returns the `hud.workspace.Workspace`; template code uses its `run(cmd, user=...)`
+        Returns the `hud.capabilities.ssh.Workspace`; template code uses its `run(cmd, user=...)`
         for setup and grading.
 
         Raises:
             ConfigError: the name is taken.
         """
-        from hud.workspace import Workspace
+        from hud.capabilities.ssh import Workspace
 
         return self.add_capability(Workspace(root, user=user, name=name, env=env))
 
     @property
     def tools(self) -> Any:
         """The environment's MCP tool server (`mcp/2025-11-25`), created on first use."""
-        from hud.tools import Tools
+        from hud.capabilities.mcp import Tools
 
         existing = [c for c in self.capabilities.values() if isinstance(c, Tools)]
         if existing:
@@ -222,14 +222,14 @@ class Environment:
     def browser(self, name: str = "browser", **options: Any) -> Any:
         """Run Chromium for the agent (`cdp/1.3`, headless, as the agent user); needs the
         browser image layer (sets `layer="browser"` unless a desktop was asked for).
-        Options go to `hud.browser.BrowserCapability` (user, width, height, max_tabs,
+        Options go to `hud.capabilities.chromium.BrowserCapability` (user, width, height, max_tabs,
         fresh_profile, ...). Returns the capability, whose `open`/`evaluate`/`text`/
         `screenshot` helpers serve setup and grading.
 
         Raises:
             ConfigError: the name is taken.
         """
-        from hud.browser import BrowserCapability
+        from hud.capabilities.chromium import BrowserCapability
 
         if self.layer == "base":
             self.layer = "browser"
@@ -238,12 +238,12 @@ class Environment:
     def desktop(self, name: str = "desktop", **options: Any) -> Any:
         """Run a virtual display with a window manager and a VNC server (`rfb/3.8`) for
         the agent; needs the desktop image layer (sets `layer="desktop"`). Options go to
-        `hud.desktop.DesktopCapability` (user, width, height, window_manager, ...).
+        `hud.capabilities.desktop.DesktopCapability` (user, width, height, window_manager, ...).
 
         Raises:
             ConfigError: the name is taken.
         """
-        from hud.desktop import DesktopCapability
+        from hud.capabilities.desktop import DesktopCapability
 
         self.layer = "desktop"
         return self.add_capability(DesktopCapability(name, **options))

@@ -14,7 +14,7 @@
 The rule: **grading never trusts a result computed in a process that ran the agent's
 code** — not its exit code, not its stdout, not a "tests passed" line. Code the agent
 wrote can patch unittest, `os._exit(0)` at import, or print anything. So the agent's code
-runs only in the grading sandbox (hud.sandbox: its own user, a private folder, isolated
+runs only in the grading sandbox (hud.grading.sandbox: its own user, a private folder, isolated
 Python, bounded time, memory, processes and output), which receives inputs and hands back
 raw outputs; expected values never enter it, and the comparison happens here. An exit
 code or an output is evidence only when it must equal something the agent could not
@@ -38,15 +38,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hud import nofollow
-from hud.bounded import RESULT_FD, MiB, Limits, Outcome, size_text
-from hud.calls import MISSING, Case, as_json, describe, parse_results, short
+from hud.grading.bounded import RESULT_FD, MiB, Limits, Outcome, size_text
+from hud.grading.calls import MISSING, Case, as_json, describe, parse_results, short
 from hud.errors import ConfigError
-from hud.sandbox import Sandbox
-from hud.users import USER_PATH
+from hud.grading.sandbox import Sandbox
+from hud.capabilities.users import USER_PATH
 
 __all__ = ["Case", "Limits", "command", "exact_answer", "file_content", "python_calls"]
 
-HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_grade_harness.py")
+HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grading", "harness.py")
 TAIL = 2000  # characters of an output's end shown in info
 
 

@@ -2,14 +2,14 @@
 
 `@env.template()` wraps the author's function in a `Template`. Calling it mints a
 `Task` and runs nothing; the daemon opens the generator with validated arguments
-(hud.runner). Arguments are validated against the signature by a pydantic model built
+(hud.serve.runner). Arguments are validated against the signature by a pydantic model built
 from it, both when minting and when they arrive over the wire ("7" becomes 7 for an int).
 
 Time limits (seconds), per template or inherited from the `Environment`:
     setup_timeout   setup, up to the prompt (the first yield)
     grade_timeout   grading, from the answer to the reward; also the reference solution
     stall_timeout   the longest the template may run *synchronously* between two awaits,
-                    i.e. block the daemon's event loop (see hud.stall)
+                    i.e. block the daemon's event loop (see hud.serve.stall)
 A limit reached fails that call with a TaskError naming the limit to raise; the daemon
 and every other session keep serving.
 """

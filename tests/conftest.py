@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from hud.loader import load_environment
-from hud.server import ControlServer
+from hud.serve.loader import load_environment
+from hud.serve.connections import ControlServer
 
 ENVS = Path(__file__).parent / "envs"
 READY_TIMEOUT = 20.0

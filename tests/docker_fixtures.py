@@ -22,7 +22,7 @@ READY_TIMEOUT = 60.0
 
 
 def _engine_or_fail() -> None:
-    from hud.docker import ensure_engine
+    from hud.build.docker import ensure_engine
     from hud.errors import DockerError
 
     try:
@@ -35,7 +35,7 @@ def _engine_or_fail() -> None:
 
 def _layer(name: str) -> str:
     _engine_or_fail()
-    from hud.images import ensure_layers
+    from hud.build.layers import ensure_layers
 
     return ensure_layers(name)[-1].tag
 
@@ -62,8 +62,8 @@ def desktop_layer(browser_layer: str) -> str:
 def template_image(tmp_path_factory: pytest.TempPathFactory,
                    base_layer: str) -> Iterator[Callable[[str], tuple[Path, str]]]:
     """Build a shipped template (`hud init` + `hud build`) once per session."""
-    from hud.build import build_env
-    from hud.scaffold import scaffold
+    from hud.build.env_image import build_env
+    from hud.build.scaffold import scaffold
 
     built: dict[str, tuple[Path, str]] = {}
 

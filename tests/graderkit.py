@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hud import graders
 from hud.graders import Case
-from hud.users import kill_processes
+from hud.capabilities.users import kill_processes
 
 CORE = '''
 def mean(values):

@@ -17,7 +17,7 @@ from hud.environment import Environment
 from hud.eval.placement import Lease, LocalPlacement
 from hud.eval.rollout import RunContext
 from hud.eval.traces import TraceWriter
-from hud.tunnel import splice
+from hud.serve.tunnel import splice
 
 
 def need(*binaries: str) -> None:

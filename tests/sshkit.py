@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from hud.workspace import Workspace
+from hud.capabilities.ssh import Workspace
 
 TIMEOUT = 30.0
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from hud.users import kill_processes
+from hud.capabilities.users import kill_processes
 
 
 @pytest.fixture

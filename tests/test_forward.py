@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from hud.forward import Forwarder
-from hud.tools import Tools
+from hud.capabilities.mcp import Tools
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 

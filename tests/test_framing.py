@@ -92,8 +92,8 @@ def test_values_json_cannot_carry_raise(value: object) -> None:
 
 def test_an_unencodable_reply_becomes_an_internal_error_frame() -> None:
     """encode_reply answers with -32603 naming the problem, under the request's id."""
-    from hud.protocol import INTERNAL_ERROR
-    from hud.server import encode_reply
+    from hud.messages import INTERNAL_ERROR
+    from hud.serve.connections import encode_reply
 
     frame = json.loads(encode_reply({"jsonrpc": "2.0", "id": 7, "result": {"x": object()}}))
     assert frame["id"] == 7 and frame["error"]["code"] == INTERNAL_ERROR

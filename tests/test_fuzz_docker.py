@@ -24,7 +24,7 @@ BURSTS = 150  # each burst costs a little more through docker exec
 @pytest.fixture(scope="module")
 def faults_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
     """The fault-injecting test env (tests/envs/faults.py) built into an image."""
-    from hud.build import build_env
+    from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path_factory.mktemp("faults"), "faults", (ENVS / "faults.py").read_text())
     tag = unique_tag("hud-test-faults")

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hud.protocol import Request
+from hud.messages import Request
 from tests.conftest import ENVS
 from tests.tcpkit import free_port, rss_kib, token_file
 

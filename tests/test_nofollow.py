@@ -1,4 +1,4 @@
-"""hud.nofollow and hud.leftovers: copying, reading, walking and sweeping without following a
+"""hud.nofollow and hud.grading.leftovers: copying, reading, walking and sweeping without following a
 symlink."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hud import leftovers, nofollow
+from hud.grading import leftovers
+from hud import nofollow
 from hud.nofollow import Refused
 
 STRANGER = 54_321  # a uid no account has: files chowned to it stand for the grader's

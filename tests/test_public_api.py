@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 
 import hud
-from hud import client, protocol
+from hud.clients import control as client
+from hud import messages as protocol
 
 
 def test_all_is_sorted_and_importable() -> None:
@@ -23,13 +24,13 @@ def test_all_covers_every_public_class_of_the_exported_modules() -> None:
     for module in modules:
         for name, value in vars(module).items():
             if inspect.isclass(value) and value.__module__ == module.__name__ and not name.startswith("_"):
-                if module.__name__ in ("hud.protocol",):
-                    continue  # wire models: public through hud.protocol, not the root
+                if module.__name__ in ("hud.messages",):
+                    continue  # wire models: public through hud.messages, not the root
                 assert name in hud.__all__, f"{module.__name__}.{name} is not exported"
 
 
 def test_client_mirrors_protocol_constants() -> None:
-    """The pydantic-free client uses the same wire constants as hud.protocol."""
+    """The pydantic-free client uses the same wire constants as hud.messages."""
     assert client.JSONRPC == protocol.JSONRPC
     assert client.ENV_LOAD_ERROR == protocol.ENV_LOAD_ERROR
 

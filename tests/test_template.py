@@ -11,7 +11,7 @@ import pytest
 
 from hud import Environment
 from hud.errors import ConfigError
-from hud.stall import Stalled, guarded
+from hud.serve.stall import Stalled, guarded
 
 
 def test_templates_inherit_the_environments_limits_unless_they_set_their_own() -> None:

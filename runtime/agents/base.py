@@ -16,7 +16,7 @@ Design decisions:
   rollout becomes `agent_error`.
 - Tool calls of one turn run one after another, in the order the model gave them: bash
   commands and file edits over one workspace are rarely independent.
-- Tools come from `hud.agents.toolset.tools_for(run)` unless the agent is given its own
+- Tools come from `hud.agents.tools.tools_for(run)` unless the agent is given its own
   (`tools=`: a list, or an async function of the run). Whatever the toolset opens for a
   rollout (an ssh connection) is closed when the loop ends.
 """
@@ -36,7 +36,7 @@ from typing import Any
 
 from hud.agents.tools import Tool, ToolResult, truncate
 from hud.errors import ConfigError
-from hud.eval.rollout import RunContext
+from hud.agents.context import RunContext
 
 #: model turns per rollout unless the run (`--max-steps`) or the agent says otherwise
 DEFAULT_MAX_STEPS = 30
@@ -225,7 +225,7 @@ class ModelAgent(abc.ABC):
 
     async def _tools_for(self, run: RunContext, stack: contextlib.AsyncExitStack) -> list[Tool]:
         if self._tools is None:
-            from hud.agents.toolset import tools_for
+            from hud.agents.tools import tools_for
 
             return await tools_for(run, stack=stack)
         if callable(self._tools):

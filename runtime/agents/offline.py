@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hud.agents.context import RunContext
 from hud.errors import ConfigError
-from hud.eval.rollout import RunContext
-from hud.eval.traces import load_job
 
 
 class OracleAgent:
@@ -41,6 +40,8 @@ class ReplayAgent:
     name = "replay"
 
     def __init__(self, job_id: str) -> None:
+        from hud.eval.traces import load_job  # the job files: read once, here
+
         job = load_job(job_id)
         self.job_id = job["id"]
         self._answers: dict[str, list[Any]] = {}

@@ -159,7 +159,7 @@ class ResponsesConversation(Conversation):
     def _computer_output(self, call_id: str, result: ToolResult) -> None:
         """A native computer call is answered with a screenshot (the action's, or a blank
         pixel plus the error as text when the action failed before taking one)."""
-        from hud.rfb import encode_png
+        from hud.clients.rfb import encode_png
 
         image = result.images[-1] if result.images else encode_png(1, 1, b"\x00\x00\x00")
         self.input.append({

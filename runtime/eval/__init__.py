@@ -8,7 +8,7 @@
 
 from hud.eval.placement import AttachPlacement, DockerPlacement, LocalPlacement, Placement
 from hud.eval.results import Job, Run, group_relative
-from hud.eval.rollout import RunContext
+from hud.agents.context import RunContext
 from hud.eval.taskset import Taskset
 
 __all__ = sorted([

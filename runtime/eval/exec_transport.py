@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from hud.channel import Channel
+from hud.clients.channel import Channel
 from hud.errors import InfraError
 from hud.proc import arun
 

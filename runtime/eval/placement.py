@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hud.channel import Channel, open_tunnel_stream
+from hud.clients.channel import Channel, open_tunnel_stream
 from hud.environment import Environment
 from hud.errors import ConfigError, InfraError
 from hud.eval.exec_transport import ExecTransport, Streams
 from hud.eval.gate import Gate, gate_for
 from hud.proc import arun
-from hud.untrusted import parse_manifest
+from hud.clients.untrusted import parse_manifest
 
 log = logging.getLogger("hud.eval")
 
@@ -118,7 +118,7 @@ class LocalPlacement(Placement):
     async def _ensure(self) -> Path:
         async with self._lock:
             if self._daemon is None:
-                from hud.daemon import Daemon, DaemonConfig
+                from hud.serve.daemon import Daemon, DaemonConfig
 
                 self._dir = Path(tempfile.mkdtemp(prefix="hud-local-"))
                 sock = self._dir / "control.sock"

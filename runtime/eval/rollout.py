@@ -1,6 +1,6 @@
 """One rollout: provision → start → agent → grade → teardown, with a typed outcome.
 
-The agent sees a `RunContext`: the prompt, the manifest's bindings, tunnels to the
+The agent sees a `RunContext` (hud.agents.context): the prompt, the manifest's bindings, tunnels to the
 capabilities, the trace, and (for the oracle) the task's reference solution. Whatever
 goes wrong is classified here, once (the statuses are defined in `hud.eval.results`): the
 environment failing before the agent acted is `infra_error` (never a reward of 0), the
@@ -15,53 +15,14 @@ import time
 import traceback
 from typing import Any
 
-from hud.clients import BindingClients
+from hud.agents.context import RunContext
 from hud.errors import HudError, InfraError, RemoteError
 from hud.eval.placement import Lease, Placement, Streams, new_id
 from hud.eval.results import Run
 from hud.eval.traces import TraceWriter, job_dir
-from hud.protocol import TASK_ERROR
+from hud.messages import TASK_ERROR
 from hud.task import Task
-from hud.untrusted import parse_manifest
-
-
-class RunContext(BindingClients):
-    """What an agent gets for one rollout (`manifest` as `hud.untrusted.parse_manifest`
-    returned it: validated)."""
-
-    def __init__(self, task: Task, prompt: Any, start_frame: dict[str, Any],
-                 manifest: dict[str, Any], lease: Lease, trace: TraceWriter,
-                 max_steps: int | None = None) -> None:
-        self.task = task
-        self.prompt = prompt
-        self.start_frame = start_frame
-        self.manifest = manifest
-        self.bindings: dict[str, dict[str, Any]] = {b["name"]: b for b in manifest.get("bindings", [])}
-        self.trace = trace
-        self.max_steps = max_steps
-        self._lease = lease
-        #: set by the agent: why it stopped (answered, max_steps, ...)
-        self.stop_reason: str | None = None
-
-    def binding(self, protocol_prefix: str) -> dict[str, Any] | None:
-        """The first binding whose protocol starts with `protocol_prefix` (e.g. "ssh/")."""
-        for binding in self.bindings.values():
-            if binding["protocol"].startswith(protocol_prefix):
-                return binding
-        return None
-
-    async def tunnel(self, name: str) -> Streams:
-        """A raw byte stream to capability `name`."""
-        return await self._lease.tunnel(name)
-
-    async def solve(self) -> Any:
-        """The task's reference answer, computed in the environment (oracle agents)."""
-        result = await self._lease.channel.call("tasks.solve")
-        return result["answer"]
-
-    def record(self, type: str, **data: Any) -> None:
-        """Add an event to this rollout's trace."""
-        self.trace.event(type, **data)
+from hud.clients.untrusted import parse_manifest
 
 
 def _agent_name(agent: Any) -> str:

@@ -76,7 +76,7 @@ class Taskset:
         if not path.exists():
             raise ConfigError(f"task source {source} does not exist; pass tasks.py, an env "
                               f"directory, or a .json/.jsonl task file")
-        from hud.loader import load_environment
+        from hud.serve.loader import load_environment
 
         env = load_environment(str(path))
         return cls(env.listed_tasks(), env=env, source=path)

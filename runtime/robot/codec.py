@@ -27,7 +27,7 @@ import msgpack
 import numpy as np
 
 from hud.errors import ProtocolError
-from hud.protocol import PARSE_ERROR
+from hud.messages import PARSE_ERROR
 
 #: dtypes an array on the wire may have (numpy names); everything else is rejected
 DTYPES: tuple[str, ...] = (

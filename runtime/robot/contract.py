@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hud.errors import ConfigError, ProtocolError
-from hud.protocol import BINDING_PROTOCOLS, INVALID_PARAMS
+from hud.messages import BINDING_PROTOCOLS, INVALID_PARAMS
 from hud.robot.codec import DTYPES
 
 PROTOCOL = BINDING_PROTOCOLS["robot"]

@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 
 from hud.capability import Capability
 from hud.errors import ConfigError
-from hud.protocol import Binding
+from hud.messages import Binding
 from hud.robot.bridge import GymBridge, SimBridge, SuccessFn, to_jsonable
 from hud.robot.codec import CodecError, decode, encode
 from hud.robot.contract import PROTOCOL, ActionError, Contract

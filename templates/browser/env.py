@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hud import Environment
-from hud.cdp import CDPError
+from hud.clients.cdp import CDPError
 
 env = Environment(name="todo-browser", layer="browser")
 browser = env.browser()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hud.agents.computer import browser_tools, computer_tools
+from hud.agents.tools.computer import browser_tools, computer_tools
 from hud.agents.tools import Tool
-from hud.browser import LOOPBACK_ONLY, BrowserCapability
-from hud.desktop import DesktopCapability
+from hud.capabilities.chromium import LOOPBACK_ONLY, BrowserCapability
+from hud.capabilities.desktop import DesktopCapability
 from hud.environment import Environment, registered
 from hud.eval.rollout import RunContext
 from tests.guikit import need, run_context

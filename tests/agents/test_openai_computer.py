@@ -10,7 +10,7 @@ import pytest
 from hud.agents.openai_computer import to_hud
 from hud.agents.openai_responses import OpenAIResponsesAgent
 from hud.agents.tools import Tool, ToolResult
-from hud.rfb import encode_png
+from hud.clients.rfb import encode_png
 from tests.agents.providers import FakeAPI, Responses, serve
 from tests.agents.test_providers import rollout
 

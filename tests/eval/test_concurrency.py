@@ -12,7 +12,7 @@ import pytest
 
 import hud
 from hud import Environment
-from hud.daemon import Daemon, DaemonConfig
+from hud.serve.daemon import Daemon, DaemonConfig
 from hud.errors import ProtocolError
 from hud.eval import AttachPlacement, Taskset
 from tests.manifestkit import valid_manifest, with_field

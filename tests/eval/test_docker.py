@@ -26,7 +26,7 @@ LETTERS = (Path(__file__).resolve().parent.parent / "envs" / "letters.py").read_
 
 @pytest.fixture(scope="module")
 def letters_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
-    from hud.build import build_env
+    from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path_factory.mktemp("letters"), "letters", LETTERS)
     tag = unique_tag("hud-test-letters")
@@ -86,7 +86,7 @@ finally:
 
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
-    from hud.build import build_env
+    from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path_factory.mktemp("shared"), "shared", SHARED)
     tag = unique_tag("hud-test-shared")
@@ -187,7 +187,7 @@ def test_hud_task_list_reads_the_image_label(letters_image: str) -> None:
 
 def test_eval_cli_defaults_to_docker_for_a_built_dir(letters_image: str, tmp_path: Path) -> None:
     """A directory with hud.lock.json runs in docker placement, said on the first line."""
-    from hud.build import build_env
+    from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path, "built", LETTERS)
     tag = unique_tag("hud-test-built")

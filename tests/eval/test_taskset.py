@@ -12,7 +12,7 @@ from hud.agents import NopAgent, OracleAgent
 from hud.errors import ConfigError
 from hud.eval import Taskset, group_relative
 from hud.eval.traces import read_trace
-from hud.loader import load_environment
+from hud.serve.loader import load_environment
 from tests.conftest import ENVS
 
 LETTERS = str(ENVS / "letters.py")

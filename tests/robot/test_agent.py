@@ -11,7 +11,7 @@ import pytest
 
 from hud.environment import Environment, Template
 from hud.eval import Job, Taskset
-from hud.loader import load_environment
+from hud.serve.loader import load_environment
 from hud.robot import RandomPolicy, ReacherController, RobotAgent
 
 from .conftest import TEMPLATE

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def robot_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
-    from hud.build import build_env
-    from hud.scaffold import scaffold
+    from hud.build.env_image import build_env
+    from hud.build.scaffold import scaffold
 
     folder, _ = scaffold(tmp_path_factory.mktemp("robot") / "reach", "robot")
     tag = unique_tag("hud-test-robot")

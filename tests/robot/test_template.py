@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hud.scaffold import scaffold, templates
+from hud.build.scaffold import scaffold, templates
 
 
 def test_the_robot_template_is_shipped_with_a_readme() -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from hud.channel import Channel
+from hud.clients.channel import Channel
 from hud.eval import Placement, Taskset
 from hud.eval.placement import Lease, Streams
-from hud.loader import load_environment
+from hud.serve.loader import load_environment
 from hud.robot import RandomPolicy, ReacherController, RobotAgent
 
 from .conftest import TEMPLATE

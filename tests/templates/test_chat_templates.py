@@ -10,7 +10,7 @@ import pytest
 
 from hud.agents import NopAgent, OracleAgent
 from hud.eval import Taskset
-from hud.scaffold import scaffold
+from hud.build.scaffold import scaffold
 from tests.graderkit import grader_account  # noqa: F401
 
 

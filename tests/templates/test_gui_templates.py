@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from hud.agents import NopAgent, OracleAgent
-from hud.browser import LOOPBACK_ONLY
+from hud.capabilities.chromium import LOOPBACK_ONLY
 from hud.environment import Environment
 from hud.eval import Taskset
 from hud.eval.placement import LocalPlacement
-from hud.loader import load_environment
+from hud.serve.loader import load_environment
 from tests.guikit import need
 
 TEMPLATES = Path(__file__).parents[2] / "templates"

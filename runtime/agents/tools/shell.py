@@ -1,0 +1,240 @@
+"""The shell tools a model gets for an ssh binding: `bash` and `edit` (see `tools_for`).
+
+    ssh/2    bash   run a shell command in the workspace: exit code, stdout, stderr
+             edit   view a file or directory, create a file, replace a unique string,
+                    insert after a line
+
+The argument names follow Anthropic's text-editor and bash tools (`command`, `path`,
+`file_text`, `old_str`, `new_str`, `view_range`, `insert_line`; `restart`), so the Claude
+harness can offer these two as Claude's own trained tools and route the calls here.
+
+Only the bindings present get tools; an environment with none gives a model no tools
+(it answers from the prompt alone). Both ssh tools share one asyncssh connection per
+rollout, opened over `run.tunnel` (the host key pinned from the binding) and closed by
+the `AsyncExitStack` the harness passes in. File edits are done with plain commands
+(`cat`, `mkdir`) over that connection, so they behave exactly as the agent's shell: same
+user, same permissions, no SFTP needed.
+
+Several ssh bindings get tools suffixed with the binding name (`bash_shell`, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import shlex
+from typing import Any
+
+from hud.agents.tools import Tool, ToolResult, truncate
+from hud.agents.context import RunContext
+
+#: seconds a bash command may run unless the model asks for less (or more, up to the cap)
+COMMAND_TIMEOUT = 120.0
+MAX_COMMAND_TIMEOUT = 600.0
+#: seconds the ssh handshake may take
+CONNECT_TIMEOUT = 30.0
+#: seconds to wait for the channel of a killed command to close
+CLOSE_TIMEOUT = 5.0
+#: seconds a file operation may take
+EDIT_TIMEOUT = 60.0
+#: lines of a directory listing shown by `edit view`
+MAX_LISTING = 200
+
+BASH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string", "description": "The shell command to run."},
+        "timeout": {"type": "number",
+                    "description": f"Seconds before the command is killed (default "
+                                   f"{COMMAND_TIMEOUT:g}, at most {MAX_COMMAND_TIMEOUT:g})."},
+    },
+    "required": ["command"],
+}
+
+EDIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert"],
+                    "description": "view a file (numbered lines) or directory; create (or "
+                                   "overwrite) a file; replace a string that occurs once; "
+                                   "insert text after a line."},
+        "path": {"type": "string", "description": "File or directory; relative to the workspace."},
+        "file_text": {"type": "string", "description": "create: the whole content."},
+        "old_str": {"type": "string", "description": "str_replace: the exact text to replace."},
+        "new_str": {"type": "string", "description": "str_replace: the replacement; "
+                                                     "insert: the text to insert."},
+        "insert_line": {"type": "integer",
+                        "description": "insert: the line after which to insert (0: at the top)."},
+        "view_range": {"type": "array", "items": {"type": "integer"},
+                       "description": "view: [first, last] line numbers, 1-based; last -1 for the end."},
+    },
+    "required": ["command", "path"],
+}
+
+
+async def connect(run: RunContext, binding: dict[str, Any]) -> Any:
+    """An asyncssh connection to an ssh binding, through the run's tunnel (host key pinned).
+
+    Raises:
+        InfraError: the ssh handshake or authentication failed.
+    """
+    from hud.clients.bindings import ssh_connect
+
+    return await ssh_connect(run.tunnel, binding)
+
+
+async def close(conn: Any) -> None:
+    conn.close()
+    with contextlib.suppress(Exception):
+        await conn.wait_closed()
+
+
+def ssh_tools(conn: Any, cwd: str, suffix: str = "") -> list[Tool]:
+    """`bash` and `edit` over an asyncssh connection, working in `cwd`."""
+    shell = RemoteShell(conn, cwd)
+    return [
+        Tool(f"bash{suffix}", f"Run a shell command in the workspace ({cwd}); each call is a "
+             "fresh shell (cd and variables do not persist). Returns the exit code, stdout "
+             "and stderr.", BASH_SCHEMA, shell.bash, timeout=MAX_COMMAND_TIMEOUT + 15),
+        Tool(f"edit{suffix}", f"View, create or edit files in the workspace ({cwd}).",
+             EDIT_SCHEMA, shell.edit, timeout=EDIT_TIMEOUT + 15),
+    ]
+
+
+class RemoteShell:
+    """Commands and file edits over one ssh connection."""
+
+    def __init__(self, conn: Any, cwd: str) -> None:
+        self.conn = conn
+        self.cwd = cwd
+
+    async def exec(self, command: str, timeout: float,
+                   stdin: str | None = None) -> tuple[int | None, str, str, bool]:
+        """Run `command` in cwd: (exit code, stdout, stderr, timed out)."""
+        import asyncssh
+
+        script = f"cd {shlex.quote(self.cwd)} || exit 1\n{command}"
+        process = await self.conn.create_process(script, encoding="utf-8", errors="replace")
+        if stdin:
+            process.stdin.write(stdin)
+        process.stdin.write_eof()  # a command reading stdin gets EOF, not a hang
+        try:
+            done = await process.wait(timeout=timeout)
+        except asyncssh.TimeoutError as exc:
+            with contextlib.suppress(Exception):
+                process.send_signal("KILL")
+            process.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(process.wait_closed(), CLOSE_TIMEOUT)
+            return None, str(exc.stdout or ""), str(exc.stderr or ""), True
+        return done.exit_status, done.stdout or "", done.stderr or "", False
+
+    async def bash(self, args: dict[str, Any]) -> ToolResult:
+        command = args.get("command")
+        if args.get("restart") and not command:
+            return ToolResult("restarted (every command runs in a fresh shell anyway)")
+        if not isinstance(command, str) or not command.strip():
+            return ToolResult("bash needs a non-empty 'command' string", is_error=True)
+        timeout = args.get("timeout") or COMMAND_TIMEOUT
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            return ToolResult(f"'timeout' must be a positive number of seconds, got {timeout!r}",
+                              is_error=True)
+        timeout = min(float(timeout), MAX_COMMAND_TIMEOUT)
+        code, out, err, timed_out = await self.exec(command, timeout)
+        head = f"timed out after {timeout:g}s (killed)" if timed_out else f"exit code: {code}"
+        parts = [head]
+        if out:
+            parts.append(f"[stdout]\n{truncate(out)}")
+        if err:
+            parts.append(f"[stderr]\n{truncate(err)}")
+        return ToolResult("\n".join(parts), is_error=timed_out)
+
+    async def edit(self, args: dict[str, Any]) -> ToolResult:
+        command, path = args.get("command"), args.get("path")
+        if not isinstance(path, str) or not path:
+            return ToolResult("edit needs a 'path'", is_error=True)
+        path = posixpath.normpath(posixpath.join(self.cwd, path))
+        if command == "view":
+            return await self._view(path, args.get("view_range"))
+        if command == "create":
+            text = args.get("file_text")
+            if not isinstance(text, str):
+                return ToolResult("create needs 'file_text'", is_error=True)
+            return await self._write(path, text, f"created {path} ({len(text)} characters)")
+        if command == "str_replace":
+            return await self._replace(path, args.get("old_str"), args.get("new_str", ""))
+        if command == "insert":
+            return await self._insert(path, args.get("insert_line"), args.get("new_str"))
+        return ToolResult(f"unknown edit command {command!r}; use view, create, str_replace "
+                          f"or insert", is_error=True)
+
+    async def _read(self, path: str) -> tuple[str | None, str]:
+        code, out, err, _ = await self.exec(f"cat -- {shlex.quote(path)}", EDIT_TIMEOUT)
+        return (out, "") if code == 0 else (None, err.strip() or f"cannot read {path}")
+
+    async def _write(self, path: str, text: str, done: str) -> ToolResult:
+        quoted = shlex.quote(path)
+        parent = shlex.quote(posixpath.dirname(path) or ".")
+        code, _, err, _ = await self.exec(f"mkdir -p -- {parent} && cat > {quoted}", EDIT_TIMEOUT,
+                                          stdin=text)
+        if code != 0:
+            return ToolResult(err.strip() or f"cannot write {path}", is_error=True)
+        return ToolResult(done)
+
+    async def _view(self, path: str, view_range: Any) -> ToolResult:
+        quoted = shlex.quote(path)
+        code, out, err, _ = await self.exec(
+            f"if [ -d {quoted} ]; then echo DIR; find {quoted} -maxdepth 2 -not -path '*/.*' | "
+            f"sort | head -n {MAX_LISTING}; else cat -- {quoted}; fi", EDIT_TIMEOUT)
+        if code != 0:
+            return ToolResult(err.strip() or f"cannot view {path}", is_error=True)
+        if out.startswith("DIR\n"):
+            return ToolResult(out.removeprefix("DIR\n").rstrip("\n") or "(empty directory)")
+        lines = out.splitlines()
+        first, last = 1, len(lines)
+        if view_range is not None:
+            if (not isinstance(view_range, list) or len(view_range) != 2
+                    or not all(isinstance(n, int) for n in view_range)):
+                return ToolResult(f"view_range must be [first, last], got {view_range!r}",
+                                  is_error=True)
+            first, last = view_range[0], (len(lines) if view_range[1] == -1 else view_range[1])
+        numbered = [f"{n:6}\t{line}" for n, line in enumerate(lines, 1) if first <= n <= last]
+        return ToolResult(truncate("\n".join(numbered)) or "(empty)")
+
+    async def _replace(self, path: str, old: Any, new: Any) -> ToolResult:
+        if not isinstance(old, str) or not old:
+            return ToolResult("str_replace needs a non-empty 'old_str'", is_error=True)
+        if not isinstance(new, str):
+            return ToolResult("'new_str' must be a string", is_error=True)
+        text, error = await self._read(path)
+        if text is None:
+            return ToolResult(error, is_error=True)
+        count = text.count(old)
+        if count != 1:
+            where = "does not occur" if count == 0 else f"occurs {count} times"
+            return ToolResult(f"old_str {where} in {path}; it must occur exactly once "
+                              f"(copy it exactly, with more surrounding lines if needed)",
+                              is_error=True)
+        updated = text.replace(old, new, 1)
+        line = text[:text.index(old)].count("\n") + 1
+        return await self._write(path, updated, f"edited {path} at line {line}")
+
+    async def _insert(self, path: str, after: Any, new: Any) -> ToolResult:
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            return ToolResult(f"insert needs 'insert_line' >= 0, got {after!r}", is_error=True)
+        if not isinstance(new, str):
+            return ToolResult("insert needs 'new_str'", is_error=True)
+        text, error = await self._read(path)
+        if text is None:
+            return ToolResult(error, is_error=True)
+        lines = text.splitlines(keepends=True)
+        if after > len(lines):
+            return ToolResult(f"insert_line {after} is past the end of {path} ({len(lines)} lines)",
+                              is_error=True)
+        if lines and not lines[-1].endswith("\n") and after == len(lines):
+            lines[-1] += "\n"
+        block = new if new.endswith("\n") else new + "\n"
+        updated = "".join(lines[:after]) + block + "".join(lines[after:])
+        count = block.count("\n")
+        return await self._write(path, updated, f"inserted {count} line(s) after line {after} of {path}")
