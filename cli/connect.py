@@ -8,7 +8,7 @@ speaks the protocol over the exec's pipes. No published port, works with
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import socket
 import sys
@@ -16,7 +16,8 @@ import threading
 
 import click
 
-from hud.cli.options import connection_options, fail, reports_errors
+from hud import wire
+from hud.cli.options import connection_options, fail
 from hud.clients.control import open_socket
 
 _CHUNK = 1 << 16
@@ -30,12 +31,10 @@ def _stdin_to_socket(sock: socket.socket) -> None:
                 break
             sock.sendall(data)
     except OSError:
-        pass
+        pass  # the peer went away: nothing more to send
     finally:
-        try:
+        with contextlib.suppress(OSError):  # already closed: the peer sees EOF either way
             sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -46,13 +45,14 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
-    """Send tunnel.open; return the bytes that arrived after the reply line."""
-    params = {"capability": name}
-    token = token or os.environ.get("HUD_TOKEN")
-    if token:
-        params["token"] = token
-    frame = {"jsonrpc": "2.0", "id": 1, "method": "tunnel.open", "params": params}
-    sock.sendall(json.dumps(frame).encode() + b"\n")
+    """Send tunnel.open; return the bytes that arrived after the reply line.
+
+    Raises:
+        RemoteError: the daemon refused (unknown capability, capability down).
+        ProtocolError: the reply is not a JSON-RPC 2.0 reply to tunnel.open.
+    """
+    request = wire.tunnel_request(name, token or os.environ.get("HUD_TOKEN"))
+    sock.sendall(wire.encode(request))
     buf = b""
     while b"\n" not in buf:
         chunk = sock.recv(_CHUNK)
@@ -60,9 +60,7 @@ def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
             fail(f"the daemon closed the connection before answering tunnel.open {name!r}")
         buf += chunk
     line, _, rest = buf.partition(b"\n")
-    reply = json.loads(line)
-    if "error" in reply:
-        fail(reply["error"].get("message", "tunnel.open failed"))
+    wire.read_reply(line, request["id"], method=f"tunnel.open {name!r}")
     return rest
 
 
@@ -70,7 +68,6 @@ def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
 @click.option("--tunnel", "tunnel_name", default=None, metavar="NAME",
               help="Pipe raw bytes to capability NAME (e.g. shell) instead of the control channel.")
 @connection_options
-@reports_errors
 def connect(tunnel_name: str | None, socket_path: str | None, url: str | None,
             token: str | None) -> None:
     """Bridge stdin/stdout to the daemon (use with `docker exec -i CONTAINER hud connect`)."""

@@ -7,13 +7,13 @@ with an error and keep the connection (and its session) alive instead of tearing
 down mid-stream. Nothing longer than the limit is ever kept: a line is dropped as soon
 as it is known to be too long. With `stop_at_limit` (the first frame on an endpoint that
 needs a token) an over-long line is reported at once, without reading on to its newline.
+Writing a frame is `hud.wire.encode`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any, Final
+from typing import Final
 
 OVERSIZE: Final = object()
 _CHUNK = 1 << 16
@@ -81,22 +81,3 @@ class FrameReader:
         self._scan = 0
         return data
 
-
-def encode(frame: dict[str, Any], *, allow_nan: bool = False) -> bytes:
-    """One frame as compact UTF-8 JSON plus the newline.
-
-    A string UTF-8 cannot carry (a lone surrogate such as "\\ud800", which JSON can) makes
-    the whole frame ASCII with \\u escapes instead, which every JSON parser reads back
-    to the same string.
-
-    Raises:
-        TypeError: a value is not JSON (an object, a set, a non-string key of a dict).
-        ValueError: NaN or an infinity (unless `allow_nan`), or an int too long for JSON.
-        RecursionError: nesting too deep to serialize.
-    """
-    try:
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
-        return text.encode() + b"\n"
-    except UnicodeEncodeError:
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=True, allow_nan=allow_nan)
-        return text.encode() + b"\n"

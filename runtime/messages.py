@@ -5,9 +5,10 @@ unix socket, TCP and the `hud connect` stdio bridge. A first frame `tunnel.open`
 the connection into a raw byte pipe to one capability; any other first frame starts a
 session (`hello`, `tasks.list`, `tasks.start`, `tasks.grade`, `tasks.cancel`, `bye`).
 
-The client side (`hud.clients.control`) deliberately does not import this module: it speaks plain
-JSON so that `hud task start` does not pay for importing pydantic. The constants below
-are duplicated there and a test keeps the two in step.
+These are the pydantic models of params and of the manifest, for the daemon and for
+reading a manifest on the host. The JSON-RPC envelope (version, error codes, frames,
+reading a reply) is `hud.wire`, plain JSON, so that `hud task start` does not pay for
+importing pydantic.
 """
 
 from __future__ import annotations
@@ -18,20 +19,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = "hud/1"
-JSONRPC = "2.0"
 
 # Frames up to this size are accepted by default; the incumbent stops at 64 KiB lines.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
-
-# JSON-RPC error codes
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600  # also: "no task in progress", "frame too large", auth required
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602  # also: unknown task, bad task args, unknown session
-TASK_ERROR = -32000  # template code raised, or yielded an unusable prompt/reward
-ENV_LOAD_ERROR = -32001  # the daemon runs, but the environment module failed to load
-CAPABILITY_ERROR = -32002  # a capability could not open a tunnel or prepare for a task
-INTERNAL_ERROR = -32603  # a bug in hud, or a reply that could not be encoded as JSON
 
 # Binding protocol ids, by capability kind.
 BINDING_PROTOCOLS = {
@@ -62,7 +52,7 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    jsonrpc: Literal["2.0"]
+    jsonrpc: Literal["2.0"]  # hud.wire.JSONRPC: a Literal needs the value written out
     method: str
     params: dict[str, Any] = Field(default_factory=dict)
     id: int | str | None = None
@@ -204,15 +194,3 @@ PARAMS_BY_METHOD: dict[str, type[_Params]] = {
     "tunnel.open": TunnelOpenParams,
 }
 
-
-def result_frame(request_id: int | str | None, result: Any) -> dict[str, Any]:
-    return {"jsonrpc": JSONRPC, "id": request_id, "result": result}
-
-
-def error_frame(
-    request_id: int | str | None, code: int, message: str, data: Any = None
-) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": JSONRPC, "id": request_id, "error": error}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 
 import pytest
 
-from hud.framing import OVERSIZE, FrameReader, encode
+from hud.framing import OVERSIZE, FrameReader
 
 
 async def frames_of(data: bytes, limit: int) -> list[object]:
@@ -36,11 +35,6 @@ async def test_oversize_line_is_skipped_to_its_newline() -> None:
 async def test_frame_at_the_limit_passes() -> None:
     """A line of exactly `limit` bytes is accepted."""
     assert await frames_of(b"y" * 1000 + b"\n", 1000) == [b"y" * 1000]
-
-
-def test_encode_is_compact_utf8_with_newline() -> None:
-    """Frames are compact JSON, UTF-8 (not \\u escapes), newline-terminated."""
-    assert encode({"a": "é", "b": [1, 2]}) == '{"a":"é","b":[1,2]}\n'.encode()
 
 
 LIMIT = 100_000
@@ -76,24 +70,10 @@ async def test_an_unterminated_oversize_line_at_eof_is_oversize() -> None:
     assert await frames_of(b"ok\n" + b"z" * 2001, 2000) == [b"ok", OVERSIZE]
 
 
-def test_lone_surrogates_fall_back_to_ascii_escapes() -> None:
-    """A string UTF-8 cannot carry is sent \\u-escaped, and reads back the same."""
-    data = encode({"id": "\ud800", "x": "é"})
-    assert data == b'{"id":"\\ud800","x":"\\u00e9"}\n'
-    assert json.loads(data) == {"id": "\ud800", "x": "é"}
-
-
-@pytest.mark.parametrize("value", [math.nan, math.inf, object(), {1, 2}])
-def test_values_json_cannot_carry_raise(value: object) -> None:
-    """NaN, infinities and non-JSON objects are refused, never written as invalid JSON."""
-    with pytest.raises((ValueError, TypeError)):
-        encode({"result": value})
-
-
 def test_an_unencodable_reply_becomes_an_internal_error_frame() -> None:
     """encode_reply answers with -32603 naming the problem, under the request's id."""
-    from hud.messages import INTERNAL_ERROR
     from hud.serve.connections import encode_reply
+    from hud.wire import INTERNAL_ERROR
 
     frame = json.loads(encode_reply({"jsonrpc": "2.0", "id": 7, "result": {"x": object()}}))
     assert frame["id"] == 7 and frame["error"]["code"] == INTERNAL_ERROR

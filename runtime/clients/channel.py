@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hud.errors import InfraError, ProtocolError, RemoteError
-from hud.framing import OVERSIZE, FrameReader, encode
+from hud import wire
+from hud.errors import InfraError, ProtocolError
+from hud.framing import OVERSIZE, FrameReader
 from hud.messages import MAX_FRAME_BYTES
 
 DEFAULT_CALL_TIMEOUT = 600.0
@@ -59,6 +59,8 @@ class Channel:
 
         Raises:
             RemoteError: the daemon answered an error.
+            ProtocolError: the reply is not a JSON-RPC 2.0 reply to this request, or is
+                larger than the frame limit.
             InfraError: the stream ended or the reply did not come within `timeout`.
         """
         async with self._lock:
@@ -66,33 +68,30 @@ class Channel:
                 raise InfraError(f"{self._describe}: channel already closed (call {method})")
             self._next_id += 1
             request_id = self._next_id
-            frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+            frame = wire.request_frame(request_id, method, params)
             try:
                 # lenient like Python's json: an agent's answer may hold NaN (the daemon reads it)
-                self._writer.write(encode(frame, allow_nan=True))
+                self._writer.write(wire.encode(frame, allow_nan=True))
                 await self._writer.drain()
                 while True:
                     raw = await asyncio.wait_for(self._frames.next(), timeout)
                     if raw is None:
                         raise await self._broken(method, "end of stream")
                     if raw is OVERSIZE:
-                        raise ProtocolError(-32600, f"reply to {method} exceeds the frame limit")
+                        raise ProtocolError(wire.INVALID_REQUEST, f"{self._describe} answered "
+                                            f"{method} with a frame over the limit of "
+                                            f"{MAX_FRAME_BYTES} bytes")
                     assert isinstance(raw, bytes)
                     if not raw.strip():
                         continue
-                    reply = json.loads(raw)
-                    if reply.get("id") == request_id or reply.get("id") is None:
+                    reply = wire.decode_reply(raw, method=method, peer=self._describe)
+                    if not _stale(reply.get("id"), request_id):
                         break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise InfraError(f"{self._describe}: no reply to {method} within {timeout:g}s") from None
             except (ConnectionError, BrokenPipeError) as exc:
                 raise await self._broken(method, f"{type(exc).__name__}: {exc}") from exc
-            except ValueError as exc:
-                raise ProtocolError(-32700, f"{self._describe} sent a non-JSON frame: {exc}") from exc
-        if "error" in reply:
-            err = reply["error"]
-            raise RemoteError(err.get("code", 0), err.get("message", "?"), err.get("data"))
-        return reply.get("result")
+        return wire.reply_result(reply, request_id, method=method, peer=self._describe)
 
     async def close(self) -> None:
         if self.closed:
@@ -104,6 +103,11 @@ class Channel:
             await self._on_close()
 
 
+def _stale(reply_id: object, request_id: int) -> bool:
+    """A reply to an earlier call of this channel (one that timed out): skip it."""
+    return isinstance(reply_id, int) and not isinstance(reply_id, bool) and reply_id < request_id
+
+
 async def open_tunnel_stream(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, capability: str,
     token: str | None = None, timeout: float = 30.0,
@@ -112,20 +116,16 @@ async def open_tunnel_stream(
 
     Raises:
         RemoteError: the daemon refused (unknown capability, capability down).
+        ProtocolError: the reply is not a JSON-RPC 2.0 reply to tunnel.open.
         InfraError: the connection ended before the reply.
     """
-    params: dict[str, Any] = {"capability": capability}
-    if token:
-        params["token"] = token
-    writer.write(encode({"jsonrpc": "2.0", "id": 1, "method": "tunnel.open", "params": params}))
+    request = wire.tunnel_request(capability, token)
+    writer.write(wire.encode(request))
     await writer.drain()
     try:
         line = await asyncio.wait_for(reader.readline(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise InfraError(f"no reply to tunnel.open {capability!r} within {timeout:g}s") from None
     if not line:
         raise InfraError(f"the connection closed before tunnel.open {capability!r} was answered")
-    reply = json.loads(line)
-    if "error" in reply:
-        err = reply["error"]
-        raise RemoteError(err.get("code", 0), err.get("message", "?"), err.get("data"))
+    wire.read_reply(line, request["id"], method=f"tunnel.open {capability!r}")

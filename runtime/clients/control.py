@@ -1,31 +1,51 @@
 """A small synchronous client of the control protocol, for `hud task ...` and friends.
 
 Plain `json` and `socket` only — no pydantic, no asyncio — because `docker exec run1
-hud task start X` pays for every import on every call. The wire constants used here are
-mirrored from hud.messages; a test keeps them equal.
+hud task start X` pays for every import on every call. The envelope (frames, error
+codes, reading a reply) is `hud.wire`, itself plain JSON.
+
+When a connection to the daemon fails, the error quotes the tail of the daemon's log, but
+only for the default socket: that log belongs to the daemon on that socket, and quoting it
+for a daemon named with `--socket` or `--url` would blame the wrong process.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hud.errors import DaemonUnavailable, ProtocolError, RemoteError
+from hud import wire
+from hud.errors import DaemonUnavailable
 from hud.paths import default_log_path, default_socket_path
 
-JSONRPC = "2.0"
-ENV_LOAD_ERROR = -32001
 CONNECT_TIMEOUT = 10.0
 LOG_TAIL_LINES = 15
 
 
-def log_tail(lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of the daemon's log, when this host has one (in a hud image)."""
-    path = default_log_path()
+def daemon_log(socket_path: str | os.PathLike[str] | None = None,
+               url: str | None = None) -> Path | None:
+    """The log of the daemon at this address, when it is the default socket's daemon.
+
+    `hud serve` mirrors its log to `default_log_path()`; that log says nothing about a
+    daemon named by `--socket` elsewhere or by `--url`, so there is none for those.
+    """
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme != "unix" or not parts.path:
+            return None
+        socket_path = parts.path
+    if socket_path is not None and (
+        os.path.abspath(socket_path) != os.path.abspath(default_socket_path())
+    ):
+        return None
+    return default_log_path()
+
+
+def log_tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of the daemon log at `path`, or "" when there is none to read."""
     if path is None or not path.is_file():
         return ""
     try:
@@ -38,6 +58,11 @@ def log_tail(lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _with_log(message: str, log: Path | None) -> str:
+    tail = log_tail(log)
+    return f"{message}\nlast lines of the daemon log:\n{tail}" if tail else message
+
+
 def open_socket(
     socket_path: str | os.PathLike[str] | None = None,
     url: str | None = None,
@@ -46,9 +71,10 @@ def open_socket(
     """Connect to a daemon: `url` (tcp://host:port or unix:///path), else the socket path.
 
     Raises:
-        DaemonUnavailable: nothing answers there (the message says how to start one and
-            quotes the daemon's log when there is one).
+        DaemonUnavailable: nothing answers there (the message says how to start one and,
+            for the default socket, quotes the daemon's log when there is one).
     """
+    address: str | tuple[str, int]
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme == "tcp" and parts.hostname and parts.port:
@@ -75,21 +101,23 @@ def open_socket(
         )
         if isinstance(exc, PermissionError):
             hint = "the control socket is root-only; run as root (e.g. `docker exec -u root`)"
-        tail = log_tail()
         message = f"no hud daemon answers on {where} ({type(exc).__name__}: {exc}); {hint}"
-        if tail:
-            message += f"\nlast lines of the daemon log:\n{tail}"
-        raise DaemonUnavailable(message) from exc
+        raise DaemonUnavailable(_with_log(message, daemon_log(socket_path, url))) from exc
     sock.settimeout(None)
     return sock
 
 
 class ControlClient:
-    """One control connection; `call` sends a request and waits for its reply."""
+    """One control connection; `call` sends a request and waits for its reply.
 
-    def __init__(self, sock: socket.socket, token: str | None = None) -> None:
+    `log` is the daemon's log file, quoted when the connection breaks (see `daemon_log`).
+    """
+
+    def __init__(self, sock: socket.socket, token: str | None = None,
+                 log: Path | None = None) -> None:
         self.sock = sock
         self.token = token
+        self.log = log
         self._file = sock.makefile("rb")
         self._next_id = 0
         self._first = True
@@ -106,7 +134,8 @@ class ControlClient:
         Raises:
             DaemonUnavailable: nothing answers.
         """
-        return cls(open_socket(socket_path, url), token or os.environ.get("HUD_TOKEN"))
+        return cls(open_socket(socket_path, url), token or os.environ.get("HUD_TOKEN"),
+                   daemon_log(socket_path, url))
 
     def __enter__(self) -> ControlClient:
         return self
@@ -125,6 +154,7 @@ class ControlClient:
 
         Raises:
             RemoteError: the daemon answered an error (`.code`, `.data` carry details).
+            ProtocolError: the reply is not a JSON-RPC 2.0 reply to this request.
             DaemonUnavailable: the connection closed before the reply.
         """
         params = dict(params or {})
@@ -132,26 +162,15 @@ class ControlClient:
             params.setdefault("token", self.token)
         self._first = False
         self._next_id += 1
-        frame = {"jsonrpc": JSONRPC, "id": self._next_id, "method": method, "params": params}
-        try:
-            data = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-        except UnicodeEncodeError:  # a lone surrogate (e.g. undecodable argv bytes): \u-escape
-            data = json.dumps(frame, separators=(",", ":")).encode() + b"\n"
+        data = wire.encode(wire.request_frame(self._next_id, method, params))
         try:
             self.sock.sendall(data)
             line = self._file.readline()
         except OSError as exc:
-            raise DaemonUnavailable(f"connection to the hud daemon broke during {method}: {exc}")
-        if not line:
             raise DaemonUnavailable(
-                f"the hud daemon closed the connection during {method} (it may have crashed)"
-                + (f"\nlast lines of the daemon log:\n{log_tail()}" if log_tail() else "")
-            )
-        try:
-            reply = json.loads(line)
-        except ValueError as exc:
-            raise ProtocolError(-32700, f"the daemon sent a non-JSON line: {line[:200]!r}") from exc
-        if "error" in reply:
-            err = reply["error"]
-            raise RemoteError(err.get("code", 0), err.get("message", "?"), err.get("data"))
-        return reply.get("result")
+                f"connection to the hud daemon broke during {method}: {exc}") from exc
+        if not line:
+            raise DaemonUnavailable(_with_log(
+                f"the hud daemon closed the connection during {method} (it may have crashed)",
+                self.log))
+        return wire.read_reply(line, self._next_id, method=method)

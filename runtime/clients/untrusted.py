@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hud.errors import ProtocolError
-from hud.messages import INVALID_REQUEST, Binding
+from hud.messages import Binding
+from hud.wire import INVALID_REQUEST
 
 LOGIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",

@@ -21,7 +21,29 @@ the others (the codec alone needs no gymnasium).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
+    from hud.robot.agent import RobotAgent as RobotAgent
+    from hud.robot.agent import run_episode as run_episode
+    from hud.robot.bridge import GymBridge as GymBridge
+    from hud.robot.bridge import SimBridge as SimBridge
+    from hud.robot.bridge import StepResult as StepResult
+    from hud.robot.client import RobotClient as RobotClient
+    from hud.robot.client import RobotServerError as RobotServerError
+    from hud.robot.codec import CodecError as CodecError
+    from hud.robot.codec import decode as decode
+    from hud.robot.codec import encode as encode
+    from hud.robot.contract import ActionError as ActionError
+    from hud.robot.contract import Contract as Contract
+    from hud.robot.contract import Feature as Feature
+    from hud.robot.contract import contract_from_gym as contract_from_gym
+    from hud.robot.episodes import Episode as Episode
+    from hud.robot.episodes import EpisodeBook as EpisodeBook
+    from hud.robot.episodes import Outcome as Outcome
+    from hud.robot.policies import RandomPolicy as RandomPolicy
+    from hud.robot.policies import ReacherController as ReacherController
+    from hud.robot.server import RobotCapability as RobotCapability
 
 # public name -> defining private module
 _EXPORTS: dict[str, str] = {
@@ -47,7 +69,28 @@ _EXPORTS: dict[str, str] = {
     "run_episode": "hud.robot.agent",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ActionError",
+    "CodecError",
+    "Contract",
+    "Episode",
+    "EpisodeBook",
+    "Feature",
+    "GymBridge",
+    "Outcome",
+    "RandomPolicy",
+    "ReacherController",
+    "RobotAgent",
+    "RobotCapability",
+    "RobotClient",
+    "RobotServerError",
+    "SimBridge",
+    "StepResult",
+    "contract_from_gym",
+    "decode",
+    "encode",
+    "run_episode",
+]
 
 
 def __getattr__(name: str) -> Any:

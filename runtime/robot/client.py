@@ -23,6 +23,7 @@ from websockets.uri import parse_uri
 from hud.errors import InfraError, ProtocolError
 from hud.robot.codec import decode, encode
 from hud.robot.contract import Contract
+from hud.wire import INVALID_PARAMS, INVALID_REQUEST
 
 #: largest server message accepted (a few camera frames fit many times over)
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -63,7 +64,7 @@ class RobotClient:
         await client._handshake("/" if episode is None else f"/?episode={episode}")
         hello = await client.recv()
         if hello.get("type") != "contract":
-            raise ProtocolError(-32600, f"expected the contract first, got {hello.get('type')!r}")
+            raise ProtocolError(INVALID_REQUEST, f"expected the contract first, got {hello.get('type')!r}")
         client.hello = hello
         client.contract = Contract.model_validate(hello["contract"])
         client.last = await client.recv()
@@ -78,7 +79,7 @@ class RobotClient:
         """
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise InfraError(f"no robot server answers at {host}:{port}: {exc}") from exc
         return await cls.connect(reader, writer, **kwargs)
 
@@ -113,7 +114,7 @@ class RobotClient:
         assert self._ws is not None
         try:
             data = await asyncio.wait_for(self.reader.read(_READ), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise InfraError(f"the robot server sent nothing for {self.timeout:g}s") from None
         except ConnectionError:
             data = b""  # a reset tunnel is an EOF to the protocol
@@ -152,7 +153,7 @@ class RobotClient:
             self._collect(await self._feed())
         message = decode(self._inbox.pop(0))
         if not isinstance(message, dict):
-            raise ProtocolError(-32600, f"the robot server sent a {type(message).__name__}")
+            raise ProtocolError(INVALID_REQUEST, f"the robot server sent a {type(message).__name__}")
         return message
 
     async def recv(self) -> dict[str, Any]:
@@ -164,7 +165,7 @@ class RobotClient:
         """
         message = await self.recv_raw()
         if message.get("type") == "error":
-            raise RobotServerError(-32602, f"robot server: {message.get('code')}: "
+            raise RobotServerError(INVALID_PARAMS, f"robot server: {message.get('code')}: "
                                            f"{message.get('message')}", message)
         return message
 

@@ -21,13 +21,13 @@ Decoded arrays are writable copies, so a policy may modify an observation in pla
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 import msgpack
 import numpy as np
 
 from hud.errors import ProtocolError
-from hud.messages import PARSE_ERROR
+from hud.wire import PARSE_ERROR
 
 #: dtypes an array on the wire may have (numpy names); everything else is rejected
 DTYPES: tuple[str, ...] = (
@@ -89,7 +89,8 @@ def encode(message: Any) -> bytes:
         CodecError: the message holds a value the codec does not carry.
     """
     try:
-        return msgpack.packb(message, default=_default, use_bin_type=True)
+        packed: bytes = msgpack.packb(message, default=_default, use_bin_type=True)
+        return packed
     except CodecError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -147,11 +148,11 @@ def _object_hook(mapping: dict[Any, Any]) -> Any:
     return mapping
 
 
-def _reject_ext(code: int, data: bytes) -> Any:
+def _reject_ext(code: int, data: bytes) -> NoReturn:
     raise CodecError(f"msgpack extension type {code} is not allowed on the robot wire")
 
 
-def decode(frame: bytes) -> Any:
+def decode(frame: object) -> Any:
     """Unpack one msgpack frame; array maps become numpy arrays.
 
     Raises:

@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hud.errors import ConfigError, ProtocolError
-from hud.messages import BINDING_PROTOCOLS, INVALID_PARAMS
+from hud.messages import BINDING_PROTOCOLS
 from hud.robot.codec import DTYPES
+from hud.wire import INVALID_PARAMS
 
 PROTOCOL = BINDING_PROTOCOLS["robot"]
 #: a chunk may hold at most this many actions unless the contract says otherwise

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -66,7 +67,8 @@ class Episode:
         self.binding = binding
         self.outcome = Outcome(episode=self.id, seed=seed)
         self._done = asyncio.Event()
-        self._closer: Any = None  # set while a connection runs it: ends that connection
+        #: set while a connection runs it: ends that connection
+        self._closer: Callable[[], Awaitable[object]] | None = None
 
     def __repr__(self) -> str:
         return f"<Episode {self.id} {self.outcome.status} steps={self.outcome.steps}>"
@@ -79,7 +81,7 @@ class Episode:
         """A start frame: the prompt plus this episode's ticket under the binding's name."""
         return {"prompt": text, self.binding: self.ticket(), **extra}
 
-    def begin(self, slot: int, closer: Any) -> None:
+    def begin(self, slot: int, closer: Callable[[], Awaitable[object]]) -> None:
         self.outcome.status, self.outcome.slot = "running", slot
         self._closer = closer
 
@@ -102,7 +104,7 @@ class Episode:
         if self.outcome.status == "running":
             try:
                 await asyncio.wait_for(self._done.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 closer = self._closer
                 self.finish("disconnected", f"still running {timeout:g}s after the answer")
                 if closer is not None:

@@ -30,7 +30,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -42,6 +42,9 @@ from hud.robot.bridge import GymBridge, SimBridge, SuccessFn, to_jsonable
 from hud.robot.codec import CodecError, decode, encode
 from hud.robot.contract import PROTOCOL, ActionError, Contract
 from hud.robot.episodes import Episode, EpisodeBook, Outcome
+
+if TYPE_CHECKING:  # the server module loads when the capability starts
+    from websockets.asyncio.server import Server, ServerConnection
 
 log = logging.getLogger("hud.robot")
 
@@ -56,7 +59,7 @@ CLOSE_TIMEOUT = 2.0
 class _Connection:
     """One client: its socket, its slot's simulator and the episode it is running."""
 
-    ws: Any
+    ws: ServerConnection
     slot: int
     bridge: SimBridge
     episode: Episode
@@ -98,7 +101,7 @@ class RobotCapability(Capability):
         self._sim = sim
         self._bridges: list[SimBridge] = []
         self._free: asyncio.Queue[int] | None = None
-        self._server: Any = None
+        self._server: Server | None = None
         self._contract: Contract | None = None
         #: the binding published by the last start(), None while stopped
         self.binding: Binding | None = None
@@ -166,8 +169,9 @@ class RobotCapability(Capability):
         import websockets.asyncio.server as ws_server
 
         if not self._bridges:
-            factory = self._sim if not isinstance(self._sim, SimBridge) else None
-            self._bridges = [factory() if factory else self._sim for _ in range(self.slots)]
+            sim = self._sim
+            self._bridges = [sim if isinstance(sim, SimBridge) else sim()
+                             for _ in range(self.slots)]
         self._contract = self._bridges[0].contract
         self._free = asyncio.Queue()
         for slot in range(self.slots):
@@ -197,7 +201,7 @@ class RobotCapability(Capability):
                     bridge.close()
             self._bridges = []
 
-    async def _drop(self, ws: Any, code: int = 1000, reason: str = "episode over") -> None:
+    async def _drop(self, ws: ServerConnection, code: int = 1000, reason: str = "episode over") -> None:
         """End a connection without waiting for its peer to answer the close frame."""
         task = asyncio.create_task(ws.close(code, reason))
         self._closing.add(task)
@@ -224,11 +228,13 @@ class RobotCapability(Capability):
             raise ConfigError(f"episode {wanted!r} was already run ({episode.outcome.status})")
         return episode
 
-    async def _handle(self, ws: Any) -> None:
+    async def _handle(self, ws: ServerConnection) -> None:
         free = self._free  # a restart makes a new queue: slots go back where they came from
         assert free is not None
+        request = ws.request
+        assert request is not None  # a handler runs after the opening handshake
         try:
-            episode = self._claim(ws.request.path)
+            episode = self._claim(request.path)
         except ConfigError as exc:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(_error("bad_episode", str(exc)))
@@ -236,7 +242,7 @@ class RobotCapability(Capability):
             return
         try:
             slot = await asyncio.wait_for(free.get(), self.slot_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(_error("busy", f"all {self.slots} simulator slots of {self.name!r} "
                                              f"stayed busy for {self.slot_timeout:g}s"))
@@ -303,7 +309,7 @@ class RobotCapability(Capability):
                               "truncated": False, "info": {}, "step": 0,
                               "episode": episode.id}))
 
-    async def _act(self, ws: Any, bridge: SimBridge, episode: Episode, action: Any) -> None:
+    async def _act(self, ws: ServerConnection, bridge: SimBridge, episode: Episode, action: Any) -> None:
         outcome = episode.outcome
         if outcome.done:
             await ws.send(_error("episode_over", f"episode {episode.id} is over ({outcome.status}); "

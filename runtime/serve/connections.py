@@ -30,9 +30,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from hud import messages as p
+from hud import wire
 from hud.environment import Environment
 from hud.errors import ConfigError, EnvLoadError, ProtocolError, TaskError
-from hud.framing import OVERSIZE, FrameReader, encode
+from hud.framing import OVERSIZE, FrameReader
 from hud.serve.methods import Conn, SessionMethods
 from hud.serve.runner import really_cancelled
 from hud.serve.tunnel import open_tunnel, splice
@@ -62,7 +63,7 @@ class TcpPolicy:
 def encode_reply(frame: dict[str, Any]) -> bytes:
     """`frame` as bytes; when it cannot be encoded, an INTERNAL_ERROR frame saying why."""
     try:
-        return encode(frame)
+        return wire.encode(frame)
     except Exception as exc:  # noqa: BLE001 - whatever a value did to json.dumps
         problem = f"{type(exc).__name__}: {exc}"
     log.error("a reply could not be encoded as JSON (%s); sent an error instead", problem)
@@ -72,9 +73,9 @@ def encode_reply(frame: dict[str, Any]) -> bytes:
     message = (f"internal error: the reply could not be encoded as JSON ({problem[:300]}); "
                f"this is a bug in hud or in the task's code, see the daemon log")
     try:
-        return encode(p.error_frame(request_id, p.INTERNAL_ERROR, message))
+        return wire.encode(wire.error_frame(request_id, wire.INTERNAL_ERROR, message))
     except Exception:  # noqa: BLE001 - e.g. an id json cannot write
-        return encode(p.error_frame(None, p.INTERNAL_ERROR, message))
+        return wire.encode(wire.error_frame(None, wire.INTERNAL_ERROR, message))
 
 
 _libc: Any = None
@@ -155,8 +156,8 @@ class ControlServer(SessionMethods):
             if tcp is not None:
                 if tcp.active >= tcp.max_connections:
                     conn.refused = True
-                    await conn.send(p.error_frame(
-                        None, p.INVALID_REQUEST,
+                    await conn.send(wire.error_frame(
+                        None, wire.INVALID_REQUEST,
                         f"too many connections: this daemon serves at most "
                         f"{tcp.max_connections} TCP connections at once; close one, or start "
                         f"it with a larger --max-connections"))
@@ -166,9 +167,9 @@ class ControlServer(SessionMethods):
             await self._serve(conn, reader, frames, tcp)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
-        except Exception as exc:  # noqa: BLE001 - a bug in hud: say so before closing
+        except Exception as exc:  # a bug in hud: say so before closing
             log.exception("internal error serving a connection")
-            await conn.send(p.error_frame(None, p.INTERNAL_ERROR, f"internal error: "
+            await conn.send(wire.error_frame(None, wire.INTERNAL_ERROR, f"internal error: "
                                           f"{type(exc).__name__}: {exc}; closing the connection"))
         finally:
             if admitted:
@@ -205,26 +206,27 @@ class ControlServer(SessionMethods):
                     raw = await frames.next()
             except TimeoutError:
                 conn.refused = True
-                await conn.send(p.error_frame(
-                    None, p.INVALID_REQUEST,
+                await conn.send(wire.error_frame(
+                    None, wire.INVALID_REQUEST,
                     f"closing the connection: no complete frame for {idle:g}s (the daemon's "
                     f"--idle-timeout); reconnect, `hello {{session_id}}` resumes a session"))
                 return
             if raw is None:
                 return
             if raw is OVERSIZE:
-                await conn.send(p.error_frame(
-                    None, p.INVALID_REQUEST,
+                await conn.send(wire.error_frame(
+                    None, wire.INVALID_REQUEST,
                     f"frame larger than the limit of {self.max_frame} bytes was dropped; "
                     f"send less, or start the daemon with a larger --max-frame"))
                 continue
             assert isinstance(raw, bytes)
             if not raw.strip():
                 continue
-            request = self._decode(raw)
-            if isinstance(request, dict):
-                await conn.send(request)
+            decoded = self._decode(raw)
+            if isinstance(decoded, dict):
+                await conn.send(decoded)
                 continue
+            request = decoded
             if first:
                 first = False
                 request.params.pop("token", None)  # auth rides on the first frame only
@@ -250,16 +252,16 @@ class ControlServer(SessionMethods):
                 while isinstance(raw, bytes) and not raw.strip():
                     raw = await frames.next(stop_at_limit=True)
         except TimeoutError:
-            await conn.send(p.error_frame(
-                None, p.INVALID_REQUEST,
+            await conn.send(wire.error_frame(
+                None, wire.INVALID_REQUEST,
                 f"no token within {tcp.auth_timeout:g}s: this endpoint needs a token; "
                 f"{_TOKEN_HINT}"))
             return None
         if raw is None:
             return None
         if raw is OVERSIZE:
-            await conn.send(p.error_frame(
-                None, p.INVALID_REQUEST,
+            await conn.send(wire.error_frame(
+                None, wire.INVALID_REQUEST,
                 f"the first frame on this endpoint must be a small request carrying the "
                 f"token (at most {frames.limit} bytes); {_TOKEN_HINT}"))
             return None
@@ -270,7 +272,7 @@ class ControlServer(SessionMethods):
             given.encode(errors="surrogatepass"), tcp.token.encode()
         ):
             request_id = request.get("id") if isinstance(request, dict) else request.id
-            await conn.send(p.error_frame(request_id, p.INVALID_REQUEST,
+            await conn.send(wire.error_frame(request_id, wire.INVALID_REQUEST,
                                           f"this endpoint needs a token: {_TOKEN_HINT}"))
             return None
         assert not isinstance(request, dict)
@@ -285,11 +287,11 @@ class ControlServer(SessionMethods):
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             what = "nested too deeply" if isinstance(exc, RecursionError) else f"not JSON ({exc})"
-            return p.error_frame(None, p.PARSE_ERROR, f"parse error: {what}; send one "
-                                 f"JSON-RPC 2.0 object per line")
+            return wire.error_frame(None, wire.PARSE_ERROR, f"parse error: {what}; send one "
+                                    f"JSON-RPC 2.0 object per line")
         if not isinstance(obj, dict):
-            return p.error_frame(None, p.INVALID_REQUEST, f"a frame must be a JSON object, got "
-                                 f"{type(obj).__name__}: {raw[:80]!r}")
+            return wire.error_frame(None, wire.INVALID_REQUEST, f"a frame must be a JSON object, "
+                                    f"got {type(obj).__name__}: {raw[:80]!r}")
         try:
             return p.Request.model_validate(obj)
         except (ValidationError, RecursionError) as exc:
@@ -297,9 +299,9 @@ class ControlServer(SessionMethods):
                 f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in exc.errors()
             )
             request_id = obj.get("id")
-            return p.error_frame(
+            return wire.error_frame(
                 request_id if isinstance(request_id, (int, str)) else None,
-                p.INVALID_REQUEST,
+                wire.INVALID_REQUEST,
                 f"not a JSON-RPC 2.0 request ({problems}); expected "
                 f'{{"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {{}}}}',
             )
@@ -309,12 +311,12 @@ class ControlServer(SessionMethods):
         try:
             if request.method == "tunnel.open":
                 raise ProtocolError(
-                    p.INVALID_REQUEST,
+                    wire.INVALID_REQUEST,
                     "tunnel.open must be the first frame of a connection; open a new one",
                 )
             if method is None:
                 raise ProtocolError(
-                    p.METHOD_NOT_FOUND,
+                    wire.METHOD_NOT_FOUND,
                     f"unknown method {request.method!r}; methods: "
                     f"{', '.join(p.SESSION_METHODS)} (or tunnel.open as a first frame)",
                 )
@@ -325,31 +327,31 @@ class ControlServer(SessionMethods):
                     f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
                 )
                 raise ProtocolError(
-                    p.INVALID_PARAMS, f"bad params for {request.method}: {problems}"
+                    wire.INVALID_PARAMS, f"bad params for {request.method}: {problems}"
                 ) from None
             if self.env is None and request.method != "bye":
                 assert self.load_error is not None
                 raise ProtocolError(
-                    p.ENV_LOAD_ERROR,
+                    wire.ENV_LOAD_ERROR,
                     f"the environment failed to load: {self.load_error}",
                     {"traceback": self.load_error.traceback},
                 )
             result = await method(conn, params)
         except ProtocolError as exc:
-            frame = p.error_frame(request.id, exc.code, str(exc), exc.data)
+            frame = wire.error_frame(request.id, exc.code, str(exc), exc.data)
         except TaskError as exc:
-            frame = p.error_frame(request.id, p.TASK_ERROR, str(exc),
+            frame = wire.error_frame(request.id, wire.TASK_ERROR, str(exc),
                                   {"traceback": exc.traceback} if exc.traceback else None)
         except ConfigError as exc:
-            frame = p.error_frame(request.id, p.INVALID_PARAMS, str(exc))
-        except BaseException as exc:  # noqa: BLE001 - a bug in hud itself: report it, keep serving
+            frame = wire.error_frame(request.id, wire.INVALID_PARAMS, str(exc))
+        except BaseException as exc:  # a bug in hud itself: report it, keep serving
             if really_cancelled(exc):
                 raise
             log.exception("internal error in %s", request.method)
-            frame = p.error_frame(request.id, p.INTERNAL_ERROR,
+            frame = wire.error_frame(request.id, wire.INTERNAL_ERROR,
                                   f"internal error: {type(exc).__name__}: {exc}")
         else:
-            frame = p.result_frame(request.id, result)
+            frame = wire.result_frame(request.id, result)
         if request.id is not None:
             await conn.send(frame)
 
@@ -361,17 +363,17 @@ class ControlServer(SessionMethods):
             if binding is None:
                 known = ", ".join(sorted(self.bindings)) or "none"
                 raise ProtocolError(
-                    p.INVALID_PARAMS,
+                    wire.INVALID_PARAMS,
                     f"unknown capability {params.capability!r}; this environment has: {known}",
                 )
             up_reader, up_writer = await open_tunnel(binding)
         except ValidationError as exc:
-            await conn.send(p.error_frame(request.id, p.INVALID_PARAMS, f"bad params for "
+            await conn.send(wire.error_frame(request.id, wire.INVALID_PARAMS, f"bad params for "
                                           f"tunnel.open: {exc.errors()[0]['msg']}"))
             return
         except ProtocolError as exc:
-            await conn.send(p.error_frame(request.id, exc.code, str(exc), exc.data))
+            await conn.send(wire.error_frame(request.id, exc.code, str(exc), exc.data))
             return
-        await conn.send(p.result_frame(request.id, {"capability": binding.name,
+        await conn.send(wire.result_frame(request.id, {"capability": binding.name,
                                                     "protocol": binding.protocol}))
         await splice(reader, conn.writer, up_reader, up_writer, frames.take_buffered())

@@ -35,11 +35,11 @@ from typing import Any
 
 from hud.environment import Environment
 from hud.errors import ConfigError, EnvLoadError
-from hud.serve.loader import load_environment
-from hud.paths import ROOT_SOCKET
 from hud.messages import MAX_FRAME_BYTES
-from hud.serve.runner import really_cancelled
+from hud.paths import ROOT_SOCKET
 from hud.serve.connections import ControlServer, TcpPolicy
+from hud.serve.loader import load_environment
+from hud.serve.runner import really_cancelled
 
 log = logging.getLogger("hud.serve.daemon")
 
@@ -129,7 +129,7 @@ async def prepare_environment(
     for hook in env.initialize_hooks:
         try:
             await _call_hook(hook)
-        except BaseException as exc:  # noqa: BLE001 - environment code must not stop the daemon
+        except BaseException as exc:  # environment code must not stop the daemon
             if really_cancelled(exc):
                 raise
             return None, _as_load_error(f"initialize hook {hook.__name__!r}", exc)
@@ -189,7 +189,7 @@ class Daemon:
             try:
                 for capability in env.capabilities.values():
                     server.bindings[capability.name] = await capability.start()
-            except BaseException as exc:  # noqa: BLE001 - reported like a load error
+            except BaseException as exc:  # reported like a load error
                 if really_cancelled(exc):
                     raise
                 server.env, server.load_error = None, _as_load_error("starting capabilities", exc)
@@ -249,7 +249,7 @@ class Daemon:
                     log.error("capability %s stopped answering; restarting it", capability.name)
                     await capability.stop()
                     server.bindings[capability.name] = await capability.start()
-            except BaseException as exc:  # noqa: BLE001 - capability code: keep watching
+            except BaseException as exc:  # capability code: keep watching
                 if really_cancelled(exc):
                     raise
                 log.exception("daemon watchdog failed; retrying in %.1fs", interval)
@@ -276,14 +276,14 @@ class Daemon:
             for capability in reversed(list(env.capabilities.values())):
                 try:
                     await capability.stop()
-                except BaseException as exc:  # noqa: BLE001 - the rest still shut down
+                except BaseException as exc:  # the rest still shut down
                     if really_cancelled(exc):
                         raise
                     log.exception("capability %s failed to stop", capability.name)
             for hook in reversed(env.shutdown_hooks):
                 try:
                     await _call_hook(hook)
-                except BaseException as exc:  # noqa: BLE001 - the rest still shut down
+                except BaseException as exc:  # the rest still shut down
                     if really_cancelled(exc):
                         raise
                     log.exception("shutdown hook %r raised", getattr(hook, "__name__", hook))

@@ -81,8 +81,9 @@ def _pick(module: ModuleType, attr: str | None, where: str) -> Environment:
                 f"not an Environment"
             )
         return value
-    if isinstance(getattr(module, "env", None), Environment):
-        return module.env
+    env = getattr(module, "env", None)
+    if isinstance(env, Environment):
+        return env
     found = {k: v for k, v in vars(module).items() if isinstance(v, Environment)}
     if len(found) == 1:
         return next(iter(found.values()))

@@ -17,9 +17,11 @@ failure refuses the start), `before_grade` before grading, `task_ended` after.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hud import messages as p
+from hud import wire
 from hud.capability import Capability
 from hud.environment import Environment
 from hud.errors import EnvLoadError, ProtocolError
@@ -46,7 +48,8 @@ class SessionMethods:
         self.load_error = load_error
         self.sessions = SessionRegistry(session_ttl)
         self.bindings: dict[str, p.Binding] = {}
-        self.methods = {
+        # each method takes its own params model (PARAMS_BY_METHOD), hence Any
+        self.methods: dict[str, Callable[[Conn, Any], Awaitable[dict[str, Any]]]] = {
             "hello": self._hello,
             "tasks.list": self._tasks_list,
             "tasks.start": self._tasks_start,
@@ -98,7 +101,7 @@ class SessionMethods:
             return
         listed = "; ".join(s.describe() for s in busy)
         raise ProtocolError(
-            p.INVALID_REQUEST,
+            wire.INVALID_REQUEST,
             f"this environment runs {limit} task{'s' if limit > 1 else ''} at a time and "
             f"{len(busy)} {'is' if len(busy) == 1 else 'are'} in progress: {listed}. Grade or "
             f"cancel {'it' if len(busy) == 1 else 'one'} first (`hud task grade`/`hud task "
@@ -113,7 +116,7 @@ class SessionMethods:
         if session.in_progress:
             assert session.run is not None
             raise ProtocolError(
-                p.INVALID_REQUEST,
+                wire.INVALID_REQUEST,
                 f"task {session.run.slug!r} is already in progress in this session; grade or "
                 f"cancel it first, or open another connection",
             )
@@ -123,7 +126,7 @@ class SessionMethods:
             run = TaskRun(template, args)
         except UnicodeEncodeError:
             raise ProtocolError(
-                p.INVALID_PARAMS,
+                wire.INVALID_PARAMS,
                 f"args of task {params.id!r} hold a string that is not valid Unicode (a lone "
                 f"surrogate such as \\ud800); send valid text",
             ) from None
@@ -149,13 +152,13 @@ class SessionMethods:
         for capability in self._ordered():
             try:
                 await capability.before_start()
-            except BaseException as exc:  # noqa: BLE001 - an env's own capability, too
+            except BaseException as exc:  # an env's own capability, too
                 if really_cancelled(exc):
                     raise
                 log.exception("capability %s failed to prepare for task %s", capability.name,
                               run.slug)
                 raise ProtocolError(
-                    p.CAPABILITY_ERROR,
+                    wire.CAPABILITY_ERROR,
                     f"task {run.slug!r} was not started: capability {capability.name!r} "
                     f"failed to prepare for it ({type(exc).__name__}: {exc}), so nothing of "
                     f"the task ran on a workspace that was not swept; see the daemon log "
@@ -165,7 +168,7 @@ class SessionMethods:
     async def _hook(self, what: str, capability: Capability) -> None:
         try:
             await getattr(capability, what)()
-        except BaseException as exc:  # noqa: BLE001 - logged; the task's outcome stands
+        except BaseException as exc:  # logged; the task's outcome stands
             if really_cancelled(exc):
                 raise
             log.exception("capability %s failed in %s", capability.name, what)
@@ -220,7 +223,7 @@ class SessionMethods:
         """Run the task's reference solution in the daemon (for the `oracle` agent)."""
         session = conn.session
         if session is None or not session.in_progress:
-            raise ProtocolError(p.INVALID_REQUEST, "no task in progress in this session; "
+            raise ProtocolError(wire.INVALID_REQUEST, "no task in progress in this session; "
                                 "tasks.solve works on the task this connection started")
         assert session.run is not None
         return {"answer": await session.run.solve()}

@@ -28,7 +28,7 @@ import math
 import time
 import traceback
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
 
@@ -38,6 +38,7 @@ from hud.task import make_slug
 from hud.template import Template
 
 log = logging.getLogger("hud.serve.runner")
+T = TypeVar("T")
 
 #: seconds the template's cleanup (`finally` after grading or on cancel) may take
 CLEANUP_TIMEOUT = 60.0
@@ -142,7 +143,8 @@ def normalize_prompt(template_id: str, value: Any) -> dict[str, Any]:
     if isinstance(value, (str, list)):
         return {"prompt": json_safe(value)}
     if isinstance(value, dict) and "prompt" in value:
-        return json_safe(dict(value))  # type: ignore[no-any-return]
+        frame: dict[str, Any] = json_safe(dict(value))  # a dict comes back a dict
+        return frame
     raise TaskError(
         f"task {template_id!r} yielded a prompt of type {type(value).__name__} "
         f"({_repr(value):.80}); yield a string, a list of chat messages, or a dict with a "
@@ -190,7 +192,7 @@ class TaskRun:
         self.limits = template.limits
         self.state = "new"
         self.started_at: float | None = None
-        self._gen: Any = template.open(args)
+        self._gen = template.open(args)
 
     @property
     def id(self) -> str:
@@ -200,7 +202,7 @@ class TaskRun:
         """Whether `name` (a slug or a template id) names this run's task."""
         return name in (self.slug, self.template.id)
 
-    async def _run(self, phase: str, awaitable: Awaitable[Any], timeout: float) -> Any:
+    async def _run(self, phase: str, awaitable: Awaitable[T], timeout: float) -> T:
         """Await template code under the phase's time limit and the stall guard.
 
         Raises:
@@ -227,7 +229,7 @@ class TaskRun:
                 f"asyncio.create_subprocess_exec) or use `await asyncio.to_thread(...)`, or "
                 f"raise its stall_timeout"
             ) from None
-        except BaseException as caught:  # noqa: BLE001 - template code: see the docstring
+        except BaseException as caught:  # template code: see the docstring
             if really_cancelled(caught) and not deadline.expired():
                 raise
             exc = caught
@@ -266,14 +268,15 @@ class TaskRun:
             frame = await self._run("setup", setup(), self.limits.setup)
         except StopAsyncIteration:
             self.state = "failed"
-            raise TaskError(f"task {self.id!r} ended during setup without yielding a prompt")
+            raise TaskError(f"task {self.id!r} ended during setup without yielding a prompt"
+                            ) from None
         except BaseException as exc:
             self.state = "failed"
             if not really_cancelled(exc):
                 await self._close()
             raise
         self.state = "started"
-        return frame  # type: ignore[no-any-return]
+        return frame
 
     async def grade(self, answer: Any) -> dict[str, Any]:
         """Send the answer, run the grading code and return the reward frame.
@@ -301,7 +304,7 @@ class TaskRun:
         finally:
             await self._close()  # the generator is done either way: run its cleanup once
         self.state = "graded"
-        return frame  # type: ignore[no-any-return]
+        return frame
 
     async def solve(self) -> Any:
         """Run the template's reference solution (`@template.solution`) and return its

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from hud.errors import ProtocolError
-from hud.messages import INVALID_PARAMS, INVALID_REQUEST
 from hud.serve.runner import TaskRun
+from hud.wire import INVALID_PARAMS, INVALID_REQUEST
 
 log = logging.getLogger("hud.serve.sessions")
 

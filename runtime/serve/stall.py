@@ -29,13 +29,14 @@ Limits of the guard, by design:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 from collections.abc import Awaitable, Generator
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ class Stalled(Exception):
 
 
 class _Step:
-    __slots__ = ("limit", "started", "fired", "seconds")
+    __slots__ = ("fired", "limit", "seconds", "started")
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
@@ -102,10 +103,8 @@ def _watch(main_ident: int) -> None:
             continue
         if step is _current and _handler_installed:
             step.fired = True
-            try:
+            with contextlib.suppress(OSError, ValueError):  # the main thread is gone
                 signal.pthread_kill(main_ident, _SIGNAL)
-            except (OSError, ValueError):
-                pass
         time.sleep(REFIRE)
 
 
@@ -170,7 +169,8 @@ def _drive(awaitable: Awaitable[T], limit: float) -> Generator[Any, Any, T]:
             over = step if step.over else over
             if over is not None:
                 raise Stalled(limit, over.seconds) from None
-            return stop.value  # type: ignore[no-any-return]
+            result: T = stop.value  # what the awaitable returned
+            return result
         except StallInterrupt:
             _end(step)
             raise Stalled(limit, step.seconds) from None
@@ -185,18 +185,18 @@ def _drive(awaitable: Awaitable[T], limit: float) -> Generator[Any, Any, T]:
             over = step  # ran long but went on (it swallowed the interrupt): fail at the end
         try:
             send_value, throw = (yield yielded), None
-        except BaseException as exc:  # cancellation, timeouts: pass them down
+        except BaseException as exc:  # noqa: BLE001 - cancellation, timeouts: pass them down
             send_value, throw = None, exc
 
 
-class _Guarded:
+class _Guarded(Generic[T]):
     __slots__ = ("_awaitable", "_limit")
 
     def __init__(self, awaitable: Awaitable[T], limit: float) -> None:
         self._awaitable = awaitable
         self._limit = limit
 
-    def __await__(self) -> Generator[Any, Any, Any]:
+    def __await__(self) -> Generator[Any, Any, T]:
         return _drive(self._awaitable, self._limit)
 
 
@@ -206,7 +206,7 @@ def guarded(awaitable: Awaitable[T], limit: float) -> Awaitable[T]:
     Raises:
         Stalled: a step ran longer than `limit` seconds (interrupted, or finished late).
     """
-    return _Guarded(awaitable, limit)  # type: ignore[return-value]
+    return _Guarded(awaitable, limit)
 
 
 # the guard's own frames: the handler never raises there (the step is not template code)

@@ -13,7 +13,8 @@ import contextlib
 from urllib.parse import urlsplit
 
 from hud.errors import ProtocolError
-from hud.messages import CAPABILITY_ERROR, Binding
+from hud.messages import Binding
+from hud.wire import CAPABILITY_ERROR
 
 _CHUNK = 1 << 16
 CONNECT_TIMEOUT = 10.0
@@ -40,7 +41,7 @@ async def open_tunnel(binding: Binding) -> tuple[asyncio.StreamReader, asyncio.S
                 f"tcp://host:port and unix:///path",
             )
         return await asyncio.wait_for(opening, CONNECT_TIMEOUT)
-    except (OSError, ValueError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, ValueError) as exc:
         raise ProtocolError(
             CAPABILITY_ERROR,
             f"capability {binding.name!r} at {binding.url} is not answering "
@@ -87,7 +88,7 @@ async def splice(
         # upstream finished sending: give the client a moment's grace, then stop reading it
         try:
             await asyncio.wait_for(up, timeout=1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             up.cancel()
     except ConnectionError:
         pass

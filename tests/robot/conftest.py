@@ -21,7 +21,7 @@ def _robot_extra_error() -> str | None:
     try:
         import gymnasium  # noqa: F401
         import mujoco  # noqa: F401
-    except Exception as exc:  # missing extra, or MUJOCO_GL naming a backend that cannot load
+    except Exception as exc:  # noqa: BLE001 - a missing extra, or a MUJOCO_GL that cannot load
         return (f"the robot extra cannot be imported ({type(exc).__name__}: {exc}); "
                 f"pip install -e .[robot], and unset MUJOCO_GL or install its GL library")
     return None

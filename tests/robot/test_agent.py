@@ -11,8 +11,8 @@ import pytest
 
 from hud.environment import Environment, Template
 from hud.eval import Job, Taskset
-from hud.serve.loader import load_environment
 from hud.robot import RandomPolicy, ReacherController, RobotAgent
+from hud.serve.loader import load_environment
 
 from .conftest import TEMPLATE
 

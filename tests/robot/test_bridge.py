@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from hud.errors import ConfigError
-from hud.robot import (Contract, Feature, GymBridge, RobotCapability, RobotServerError, SimBridge,
-                       StepResult)
+from hud.robot import Contract, Feature, GymBridge, RobotCapability, RobotServerError, SimBridge, StepResult
 
 from .conftest import Connect
 
@@ -99,7 +98,7 @@ def _camera_bridge_or_skip() -> GymBridge:
     try:
         bridge = GymBridge("Reacher-v5", camera=FRAME)
         bridge.reset(seed=0)
-    except Exception as exc:  # no EGL/OSMesa here: say exactly why
+    except Exception as exc:  # noqa: BLE001 - no EGL/OSMesa here: say exactly why
         pytest.skip(f"MuJoCo offscreen rendering is unavailable: {type(exc).__name__}: {exc}")
     return bridge
 

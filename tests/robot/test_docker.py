@@ -12,7 +12,7 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def robot_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def robot_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     from hud.build.env_image import build_env
     from hud.build.scaffold import scaffold
 

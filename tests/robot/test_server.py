@@ -241,7 +241,7 @@ async def test_a_server_that_goes_away_is_an_infra_error(reacher: RobotCapabilit
     """Stopping the capability mid-episode surfaces as InfraError, never a reward."""
     client = await connect()
     stopping = asyncio.create_task(reacher.stop())
-    with pytest.raises(InfraError, match="closed the connection|broke while sending"):
+    with pytest.raises(InfraError, match=r"closed the connection|broke while sending"):
         for _ in range(3):
             await client.step({"action": ZERO})
     await stopping

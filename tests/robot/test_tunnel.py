@@ -19,8 +19,8 @@ import pytest
 from hud.clients.channel import Channel
 from hud.eval import Placement, Taskset
 from hud.eval.placement import Lease, Streams
-from hud.serve.loader import load_environment
 from hud.robot import RandomPolicy, ReacherController, RobotAgent
+from hud.serve.loader import load_environment
 
 from .conftest import TEMPLATE
 

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from hud import messages as p
+from hud import wire
 from tests.conftest import InProcess, RawClient
 
 
@@ -37,7 +38,8 @@ async def test_hello_returns_the_manifest_with_a_session_id(inproc: InProcess) -
 async def test_start_then_grade_on_one_connection(inproc: InProcess) -> None:
     """The first yield is the prompt; the answer is graded by the second yield."""
     client = await inproc.client()
-    started = await client.result("tasks.start", {"id": "count_letter", "args": {"word": "kiwi", "letter": "i"}})
+    started = await client.result("tasks.start", {"id": "count_letter",
+                                                   "args": {"word": "kiwi", "letter": "i"}})
     assert started == {"prompt": "How many 'i's are in 'kiwi'? Reply with just the number."}
     assert await client.result("tasks.grade", {"answer": "2"}) == {"score": 1.0}
 
@@ -70,7 +72,7 @@ async def test_malformed_json_is_a_parse_error(inproc: InProcess) -> None:
     client = await inproc.client()
     await client.send_raw(b'{"jsonrpc": "2.0", "id": 1,,,\n')
     reply = await client.recv()
-    assert reply["error"]["code"] == p.PARSE_ERROR and "not JSON" in reply["error"]["message"]
+    assert reply["error"]["code"] == wire.PARSE_ERROR and "not JSON" in reply["error"]["message"]
     assert (await client.result("tasks.list"))["tasks"]
     await assert_still_serving(inproc)
 
@@ -80,7 +82,7 @@ async def test_non_object_frame_is_invalid_request(inproc: InProcess) -> None:
     client = await inproc.client()
     await client.send_raw(b"[1, 2, 3]\n")
     reply = await client.recv()
-    assert reply["error"]["code"] == p.INVALID_REQUEST and "got list" in reply["error"]["message"]
+    assert reply["error"]["code"] == wire.INVALID_REQUEST and "got list" in reply["error"]["message"]
     await assert_still_serving(inproc)
 
 
@@ -89,7 +91,7 @@ async def test_missing_jsonrpc_field_is_invalid_request(inproc: InProcess) -> No
     client = await inproc.client()
     await client.send_raw(b'{"id": 5, "method": "hello"}\n')
     reply = await client.recv()
-    assert reply["id"] == 5 and reply["error"]["code"] == p.INVALID_REQUEST
+    assert reply["id"] == 5 and reply["error"]["code"] == wire.INVALID_REQUEST
     assert "jsonrpc" in reply["error"]["message"]
 
 
@@ -97,7 +99,7 @@ async def test_unknown_method_lists_the_methods(inproc: InProcess) -> None:
     """-32601 names the known methods."""
     client = await inproc.client()
     reply = await client.request("tasks.explode")
-    assert reply["error"]["code"] == p.METHOD_NOT_FOUND
+    assert reply["error"]["code"] == wire.METHOD_NOT_FOUND
     assert "tasks.start" in reply["error"]["message"]
     await assert_still_serving(inproc)
 
@@ -106,7 +108,7 @@ async def test_unknown_task_lists_known_ones(inproc: InProcess) -> None:
     """-32602 names the unknown task and lists the real ones."""
     client = await inproc.client()
     reply = await client.request("tasks.start", {"id": "does_not_exist"})
-    assert reply["error"]["code"] == p.INVALID_PARAMS
+    assert reply["error"]["code"] == wire.INVALID_PARAMS
     assert "unknown task 'does_not_exist'" in reply["error"]["message"]
     assert "count_letter" in reply["error"]["message"]
     await assert_still_serving(inproc)
@@ -116,7 +118,7 @@ async def test_bad_args_are_invalid_params(inproc: InProcess) -> None:
     """An argument that cannot be coerced is -32602 naming it."""
     client = await inproc.client()
     reply = await client.request("tasks.start", {"id": "add", "args": {"a": "many"}})
-    assert reply["error"]["code"] == p.INVALID_PARAMS
+    assert reply["error"]["code"] == wire.INVALID_PARAMS
     assert "a: Input should be a valid integer" in reply["error"]["message"]
     await assert_still_serving(inproc)
 
@@ -125,14 +127,14 @@ async def test_missing_args_are_invalid_params(inproc: InProcess) -> None:
     """A required argument left out is -32602."""
     client = await inproc.client()
     reply = await client.request("tasks.start", {"id": "add"})
-    assert reply["error"]["code"] == p.INVALID_PARAMS and "a: Field required" in reply["error"]["message"]
+    assert reply["error"]["code"] == wire.INVALID_PARAMS and "a: Field required" in reply["error"]["message"]
 
 
 async def test_missing_params_field_is_invalid_params(inproc: InProcess) -> None:
     """tasks.start without an id is -32602."""
     client = await inproc.client()
     reply = await client.request("tasks.start", {})
-    assert reply["error"]["code"] == p.INVALID_PARAMS and "id: Field required" in reply["error"]["message"]
+    assert reply["error"]["code"] == wire.INVALID_PARAMS and "id: Field required" in reply["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -149,7 +151,7 @@ async def test_template_raising_in_setup_is_a_task_error(
     client = await inproc.client()
     reply = await client.request("tasks.start", {"id": template})
     error = reply["error"]
-    assert error["code"] == p.TASK_ERROR
+    assert error["code"] == wire.TASK_ERROR
     assert f"task '{template}' raised {exc} {phase}" == error["message"]
     assert "Traceback" in error["data"]["traceback"]
     await assert_still_serving(inproc)
@@ -160,8 +162,9 @@ async def test_template_raising_while_grading_is_a_task_error(inproc: InProcess)
     client = await inproc.client()
     await client.result("tasks.start", {"id": "raises_in_grading"})
     reply = await client.request("tasks.grade", {"answer": "x"})
-    assert reply["error"]["code"] == p.TASK_ERROR
-    assert "task 'raises_in_grading' raised ValueError: grader broke on 'x' while grading" == reply["error"]["message"]
+    assert reply["error"]["code"] == wire.TASK_ERROR
+    assert reply["error"]["message"] == ("task 'raises_in_grading' raised ValueError: "
+                                         "grader broke on 'x' while grading")
     await assert_still_serving(inproc)
 
 
@@ -170,7 +173,7 @@ async def test_template_ending_without_reward_is_an_error(inproc: InProcess) -> 
     client = await inproc.client()
     await client.result("tasks.start", {"id": "no_reward"})
     reply = await client.request("tasks.grade", {"answer": "x"})
-    assert reply["error"]["code"] == p.TASK_ERROR
+    assert reply["error"]["code"] == wire.TASK_ERROR
     assert "ended without yielding a reward" in reply["error"]["message"]
     await assert_still_serving(inproc)
 
@@ -180,7 +183,7 @@ async def test_non_numeric_reward_is_an_error(inproc: InProcess) -> None:
     client = await inproc.client()
     await client.result("tasks.start", {"id": "text_reward"})
     reply = await client.request("tasks.grade", {"answer": "x"})
-    assert reply["error"]["code"] == p.TASK_ERROR
+    assert reply["error"]["code"] == wire.TASK_ERROR
     assert "non-numeric reward 'excellent'" in reply["error"]["message"]
     await assert_still_serving(inproc)
 
@@ -189,7 +192,7 @@ async def test_unusable_prompt_is_an_error(inproc: InProcess) -> None:
     """A prompt that is a number is rejected with the accepted shapes."""
     client = await inproc.client()
     reply = await client.request("tasks.start", {"id": "bad_prompt"})
-    assert reply["error"]["code"] == p.TASK_ERROR
+    assert reply["error"]["code"] == wire.TASK_ERROR
     assert "yielded a prompt of type int" in reply["error"]["message"]
     await assert_still_serving(inproc)
 
@@ -198,7 +201,7 @@ async def test_grade_with_nothing_started(inproc: InProcess) -> None:
     """-32600 "no task in progress"."""
     client = await inproc.client()
     reply = await client.request("tasks.grade", {"answer": "3"})
-    assert reply["error"]["code"] == p.INVALID_REQUEST
+    assert reply["error"]["code"] == wire.INVALID_REQUEST
     assert "no task in progress" in reply["error"]["message"]
 
 
@@ -244,7 +247,7 @@ async def test_grade_with_two_parked_sessions_lists_them(inproc: InProcess) -> N
     client = await inproc.client()
     reply = await client.request("tasks.grade", {"answer": "3", "id": "count_letter"})
     message = reply["error"]["message"]
-    assert reply["error"]["code"] == p.INVALID_REQUEST
+    assert reply["error"]["code"] == wire.INVALID_REQUEST
     assert a in message and b in message and "session_id" in message
     assert len(inproc.server.sessions.parked()) == 2
     assert await client.result("tasks.grade", {"answer": "3", "session_id": b}) == {"score": 1.0}
@@ -272,7 +275,7 @@ async def test_resume_unknown_session_is_an_error(inproc: InProcess) -> None:
     """An unknown or expired session id says so, with the TTL."""
     client = await inproc.client()
     reply = await client.request("hello", {"session_id": "feedface"})
-    assert reply["error"]["code"] == p.INVALID_PARAMS
+    assert reply["error"]["code"] == wire.INVALID_PARAMS
     assert "unknown session_id 'feedface'" in reply["error"]["message"]
 
 
@@ -313,16 +316,19 @@ async def test_megabyte_prompt_and_answer(inproc: InProcess) -> None:
 async def test_oversize_frame_is_refused_and_the_connection_survives(inproc: InProcess) -> None:
     """A frame over the limit gets an error; the next frame on the same connection works."""
     client = await inproc.client()
-    await client.send_raw(b'{"jsonrpc":"2.0","id":1,"method":"hello","params":{"x":"' + b"a" * (9 * 1024 * 1024) + b'"}}\n')
+    await client.send_raw(b'{"jsonrpc":"2.0","id":1,"method":"hello","params":{"x":"'
+                          + b"a" * (9 * 1024 * 1024) + b'"}}\n')
     reply = await client.recv()
-    assert reply["error"]["code"] == p.INVALID_REQUEST and "larger than the limit" in reply["error"]["message"]
+    assert reply["error"]["code"] == wire.INVALID_REQUEST
+    assert "larger than the limit" in reply["error"]["message"]
     assert (await client.result("tasks.list"))["tasks"]
 
 
 async def test_client_disconnecting_mid_call_loses_nothing(inproc: InProcess) -> None:
     """A client gone during a slow setup: the task still starts, parks, and grades."""
     client = await inproc.client()
-    frame = {"jsonrpc": "2.0", "id": 1, "method": "tasks.start", "params": {"id": "slow_setup", "args": {"seconds": 0.3}}}
+    frame = {"jsonrpc": "2.0", "id": 1, "method": "tasks.start",
+             "params": {"id": "slow_setup", "args": {"seconds": 0.3}}}
     await client.send_raw(json.dumps(frame).encode() + b"\n")
     await client.close()
     for _ in range(300):
@@ -345,8 +351,8 @@ async def test_tunnel_open_to_unknown_capability_lists_known(inproc: InProcess) 
     """tunnel.open to a missing capability is an error listing the ones there are."""
     client = await inproc.client()
     reply = await client.request("tunnel.open", {"capability": "shell"})
-    assert reply["error"]["code"] == p.INVALID_PARAMS
-    assert "unknown capability 'shell'; this environment has: none" == reply["error"]["message"]
+    assert reply["error"]["code"] == wire.INVALID_PARAMS
+    assert reply["error"]["message"] == "unknown capability 'shell'; this environment has: none"
 
 
 async def test_tunnel_open_after_the_first_frame_is_refused(inproc: InProcess) -> None:

@@ -138,9 +138,9 @@ async def test_watchdog_restarts_a_capability_that_stopped_answering(short_dir: 
     import asyncio
 
     from hud import Environment
-    from hud.serve import daemon as daemon_module
     from hud.capability import Capability
     from hud.messages import Binding
+    from hud.serve import daemon as daemon_module
 
     class Flaky(Capability):
         name, protocol = "flaky", "echo/1"
@@ -151,7 +151,8 @@ async def test_watchdog_restarts_a_capability_that_stopped_answering(short_dir: 
 
         async def start(self) -> Binding:
             self.starts += 1
-            return Binding(name=self.name, protocol=self.protocol, url=f"tcp://127.0.0.1:{1000 + self.starts}")
+            return Binding(name=self.name, protocol=self.protocol,
+                           url=f"tcp://127.0.0.1:{1000 + self.starts}")
 
         async def stop(self) -> None:
             self.stops += 1

@@ -31,13 +31,13 @@ def test_load_directory_uses_env_py(tmp_path: Path) -> None:
 
 def test_directory_without_env_py(tmp_path: Path) -> None:
     """An empty directory says which files it looked for."""
-    with pytest.raises(EnvLoadError, match="expected one of env.py, tasks.py"):
+    with pytest.raises(EnvLoadError, match=r"expected one of env\.py, tasks\.py"):
         load_environment(str(tmp_path))
 
 
 def test_missing_file() -> None:
     """A .py path that does not exist is named."""
-    with pytest.raises(EnvLoadError, match="nope.py does not exist"):
+    with pytest.raises(EnvLoadError, match=r"nope\.py does not exist"):
         load_environment("/nonexistent/nope.py")
 
 

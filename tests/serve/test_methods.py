@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hud import Environment
-from hud import messages as p
+from hud import Environment, wire
 from hud.capability import Capability
 from hud.messages import Binding
 from hud.serve.connections import ControlServer
@@ -35,7 +34,7 @@ async def test_a_second_task_in_one_container_is_refused(inproc: InProcess,
     second = await inproc.client()
     reply = await second.request("tasks.start", {"id": "add", "args": {"a": 1}})
     error = reply["error"]
-    assert error["code"] == p.INVALID_REQUEST and error["data"] == {"sessions": [session_id]}
+    assert error["code"] == wire.INVALID_REQUEST and error["data"] == {"sessions": [session_id]}
     assert f"runs 1 task at a time and 1 is in progress: {session_id} (count_letter" in error["message"]
     assert "fresh container" in error["message"] and "Environment(concurrency=N)" in error["message"]
     assert await first.result("tasks.grade", {"answer": "3"}) == {"score": 1.0}
@@ -141,10 +140,11 @@ async def test_a_failing_before_start_refuses_the_start(hooked: Hooked, failure:
     progress, and the next start works once it recovers."""
     hooked.tools.fail = failure
     reply = await hooked.client.request("tasks.start", {"id": "task"})
-    assert reply["error"]["code"] == p.CAPABILITY_ERROR
+    assert reply["error"]["code"] == wire.CAPABILITY_ERROR
     assert "task 'task' was not started: capability 'tools' failed to prepare" in reply["error"]["message"]
     assert "setup" not in hooked.events
-    assert "no task in progress" in (await hooked.client.request("tasks.grade", {"answer": "ok"}))["error"]["message"]
+    refused = await hooked.client.request("tasks.grade", {"answer": "ok"})
+    assert "no task in progress" in refused["error"]["message"]
     hooked.tools.fail = None
     await hooked.client.result("tasks.start", {"id": "task"})
     assert hooked.events[-1] == "setup"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hud import messages as p
+from hud.wire import INVALID_PARAMS, PARSE_ERROR, TASK_ERROR
 from tests.conftest import ENVS, RawClient
 
 
@@ -49,7 +49,7 @@ async def test_base_exceptions_in_setup_are_task_errors(wire: Wire, template: st
     phase; the daemon lives on and serves the next session."""
     client = await wire.client()
     error = (await client.request("tasks.start", {"id": template}))["error"]
-    assert error["code"] == p.TASK_ERROR
+    assert error["code"] == TASK_ERROR
     assert error["message"].startswith(f"task {template!r} raised {raised} during setup")
     assert "template code must not try to stop the daemon" in error["message"]
     await wire.assert_serving()
@@ -103,7 +103,7 @@ async def test_an_async_hang_hits_its_time_limit(wire: Wire, method: str, templa
         await client.result("tasks.start", params)
         params = {"answer": "x"}
     error = (await client.request(method, params))["error"]
-    assert error["code"] == p.TASK_ERROR and words in error["message"]
+    assert error["code"] == TASK_ERROR and words in error["message"]
     assert "@env.template(" in error["message"]
     await wire.assert_serving()
 
@@ -130,7 +130,7 @@ async def test_a_blocking_template_fails_only_its_own_call(wire: Wire, template:
     listed = await bystander.result("tasks.list")
     assert "count_letter" in [t["slug"] for t in listed["tasks"]]
     error = (await pending)["error"]
-    assert error["code"] == p.TASK_ERROR
+    assert error["code"] == TASK_ERROR
     assert error["message"].startswith(
         f"task {template!r} blocked the daemon's event loop for more than 0.5s {phase}")
     assert "asyncio.to_thread" in error["message"]
@@ -168,7 +168,7 @@ async def test_a_lone_surrogate_id_is_answered_with_it(wire: Wire) -> None:
     await client.send_raw(b'{"jsonrpc":"2.0","id":2,"method":"tasks.start","params":'
                           b'{"id":"count_letter","args":{"word":"\\udc00"}}}\n')
     error = (await client.recv())["error"]
-    assert error["code"] == p.INVALID_PARAMS and "not valid Unicode" in error["message"]
+    assert error["code"] == INVALID_PARAMS and "not valid Unicode" in error["message"]
     await wire.assert_serving()
 
 
@@ -177,7 +177,7 @@ async def test_deep_nesting_is_a_parse_error(wire: Wire) -> None:
     client = await wire.client()
     await client.send_raw(b"[" * 200_000 + b"\n")
     error = (await client.recv())["error"]
-    assert error["code"] == p.PARSE_ERROR and "nested too deeply" in error["message"]
+    assert error["code"] == PARSE_ERROR and "nested too deeply" in error["message"]
     assert (await client.result("tasks.list"))["tasks"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hud import messages as p
+from hud import wire
 from tests.conftest import ENVS, RawClient
 from tests.tcpkit import free_port, rss_kib
 from tests.tcpkit import token_file as _token_file
@@ -118,7 +119,7 @@ async def test_oversized_first_frame_is_refused_before_auth(start_daemon, short_
     await client.send_raw(b'{"jsonrpc":"2.0","id":1,"method":"hello","params":{"x":"'
                           + b"a" * 200_000)
     reply = await client.recv()
-    assert reply["error"]["code"] == p.INVALID_REQUEST
+    assert reply["error"]["code"] == wire.INVALID_REQUEST
     assert "first frame on this endpoint must be a small request" in reply["error"]["message"]
     assert await closed_after(client)
 
@@ -142,7 +143,7 @@ async def test_wrong_token_gets_one_error_then_close(start_daemon, short_dir: Pa
                  "--token-file", str(token_file(short_dir)))
     client = await tcp(port)
     reply = await client.request("tasks.list", {"token": "guess"})
-    assert reply["error"]["code"] == p.INVALID_REQUEST and "needs a token" in reply["error"]["message"]
+    assert reply["error"]["code"] == wire.INVALID_REQUEST and "needs a token" in reply["error"]["message"]
     assert await closed_after(client)
 
 
@@ -158,10 +159,8 @@ async def _flood(port: int, size: int) -> None:
     except ConnectionError:
         pass  # the daemon hung up early: what a token endpoint does
     writer.close()
-    try:
+    with contextlib.suppress(ConnectionError):
         await reader.read()
-    except ConnectionError:
-        pass
 
 
 async def test_unauthenticated_floods_are_not_buffered(start_daemon, short_dir: Path) -> None:
