@@ -7,7 +7,8 @@ tunnel as ProxyCommand:
     ssh -i KEY -o UserKnownHostsFile=KNOWN -o StrictHostKeyChecking=yes \\
         -o ProxyCommand='docker exec -i CONTAINER hud connect --tunnel shell' -- agent@CONTAINER
 
-`--print` shows that command line instead of running it (for scp, rsync, IDEs).
+`--print` shows that command line instead of running it (for scp, rsync, IDEs). Docker
+runs through `hud.build.docker`: `HUD_DOCKER` names the client, in ProxyCommand too.
 
 The manifest comes from an image someone else may have built: it is parsed by
 `hud.clients.untrusted`'s strict models before any value is used, so a capability name, user or
@@ -28,7 +29,7 @@ from typing import Any
 
 import click
 
-from hud.cli.options import fail, reports_errors
+from hud.cli.options import fail
 
 # docker's container names and ids; the name also becomes a directory and an ssh host alias
 CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -51,18 +52,18 @@ def check_container(container: str) -> str:
     return container
 
 
-def read_manifest(container: str, docker: str) -> Any:
+def read_manifest(container: str, docker: str | None = None) -> Any:
     """The decoded JSON `hud manifest` prints in `container` (not yet validated).
 
     Raises:
-        InfraError: the command failed or printed no JSON.
+        DockerError: the docker client is missing, or `docker exec` failed.
+        InfraError: the command printed no JSON.
     """
+    from hud.build.docker import check
     from hud.errors import InfraError
-    from hud.proc import run
 
-    done = run([docker, "exec", container, "hud", "manifest"], timeout=60)
-    if not done.ok:
-        raise InfraError(f"cannot read the manifest of container {container!r}: {done.tail(5)}")
+    done = check("exec", container, "hud", "manifest", binary=docker,
+                 what=f"reading the manifest of container {container!r} (docker exec)")
     try:
         return json.loads(done.stdout)
     except ValueError as exc:
@@ -77,8 +78,8 @@ def ssh_binding(manifest: Any, container: str, name: str | None) -> dict[str, An
         ProtocolError: the manifest is invalid (the field and value are named).
         ConfigError: it offers no such ssh capability (its bindings are listed).
     """
-    from hud.errors import ConfigError
     from hud.clients.untrusted import parse_manifest
+    from hud.errors import ConfigError
 
     bindings = parse_manifest(manifest, f"container {container!r}")["bindings"]
     ssh = [b for b in bindings if b["protocol"].startswith("ssh/") and name in (None, b["name"])]
@@ -87,7 +88,7 @@ def ssh_binding(manifest: Any, container: str, name: str | None) -> dict[str, An
         raise ConfigError(f"container {container!r} offers no ssh capability"
                           f"{f' named {name!r}' if name else ''}; bindings: {known} (add "
                           f"`env.workspace()` to the environment)")
-    return ssh[0]
+    return dict(ssh[0])
 
 
 def _token_safe(value: str) -> str:
@@ -96,7 +97,7 @@ def _token_safe(value: str) -> str:
 
 
 def ssh_argv(container: str, binding: dict[str, Any], key_dir: Path,
-             docker: str = "docker") -> list[str]:
+             docker: str | None = None) -> list[str]:
     """The OpenSSH command line for `binding` of `container` (writes the key files).
 
     Every value is checked before anything is written: the container name, the binding
@@ -105,10 +106,12 @@ def ssh_argv(container: str, binding: dict[str, Any], key_dir: Path,
     Raises:
         ConfigError: the container name or the key directory's path cannot be used.
         ProtocolError: the binding is invalid.
+        DockerError: no docker client is installed.
     """
+    from hud.build.docker import command_line
+    from hud.clients.untrusted import ssh_params
     from hud.errors import ConfigError
     from hud.messages import Binding
-    from hud.clients.untrusted import ssh_params
 
     check_container(container)
     name = Binding.model_validate(binding).name
@@ -117,13 +120,14 @@ def ssh_argv(container: str, binding: dict[str, Any], key_dir: Path,
         raise ConfigError(f"the key directory {str(key_dir)!r} has whitespace, quotes or "
                           f"control characters OpenSSH cannot take; set XDG_CACHE_HOME to a "
                           f"plain path")
+    proxy = command_line("exec", "-i", container, "hud", "connect", "--tunnel", name,
+                         binary=docker)
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = key_dir / "id_ed25519"
     key.write_text(params.client_key)
     key.chmod(0o600)
     known = key_dir / "known_hosts"
     known.write_text(f"{container} {params.known_hosts_key()}\n")
-    proxy = shlex.join([docker, "exec", "-i", container, "hud", "connect", "--tunnel", name])
     return ["ssh", "-i", _token_safe(str(key)),
             "-o", f"UserKnownHostsFile={_token_safe(str(known))}",
             "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
@@ -135,13 +139,12 @@ def ssh_argv(container: str, binding: dict[str, Any], key_dir: Path,
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--name", default=None, help="The ssh capability's name [default: the only one].")
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command line, run nothing.")
-@reports_errors
 def ssh(container: str, command: tuple[str, ...], name: str | None, print_only: bool) -> None:
     """Open an ssh session (or run COMMAND) in CONTAINER's workspace, as the agent."""
     from hud.build.docker import docker_bin
 
     check_container(container)
-    docker = docker_bin()
+    docker = docker_bin()  # resolved once: the manifest and ProxyCommand use one client
     binding = ssh_binding(read_manifest(container, docker), container, name)
     key_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hud" / "ssh" / container
     argv = ssh_argv(container, binding, key_dir, docker) + list(command)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from hud.cli.options import connection_options, fail, reports_errors
+from hud.cli.options import connection_options, fail
 from hud.clients.control import ControlClient
 
 
@@ -31,7 +31,7 @@ def _parse_args(args_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]
         try:
             args = json.loads(args_json)
         except ValueError as exc:
-            raise click.BadParameter(f"not JSON ({exc}): {args_json!r}", param_hint="--args")
+            raise click.BadParameter(f"not JSON ({exc}): {args_json!r}", param_hint="--args") from exc
         if not isinstance(args, dict):
             raise click.BadParameter(f"must be a JSON object, got {args_json!r}", param_hint="--args")
     for pair in pairs:
@@ -43,14 +43,11 @@ def _parse_args(args_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]
 
 
 def _label_manifest(image: str) -> dict[str, Any]:
+    """The task listing in the `org.hud.manifest` label of a built image, validated."""
+    from hud.build.docker import image_labels  # host side, only for --image
     from hud.errors import DockerError
-    from hud.proc import run
 
-    done = run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image],
-               timeout=30)
-    if not done.ok:
-        raise DockerError(f"cannot inspect image {image!r}: {done.tail(3)}")
-    labels = json.loads(done.stdout or "null") or {}
+    labels = image_labels(image)
     if "org.hud.manifest" not in labels:
         raise DockerError(f"image {image!r} has no org.hud.manifest label; build it with `hud build`")
     from hud.clients.untrusted import parse_manifest  # an image someone else built: untrusted
@@ -67,7 +64,6 @@ def task() -> None:
 @connection_options
 @click.option("--image", default=None, help="Read the tasks from a built image's label instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the task list as JSON.")
-@reports_errors
 def list_tasks(socket_path: str | None, url: str | None, token: str | None, image: str | None,
                as_json: bool) -> None:
     """List the tasks (and templates) the environment offers."""
@@ -90,7 +86,6 @@ def list_tasks(socket_path: str | None, url: str | None, token: str | None, imag
 @click.option("--arg", "pairs", multiple=True, metavar="KEY=VALUE", help="One argument (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole start frame as JSON.")
 @connection_options
-@reports_errors
 def start(name: str, args_json: str | None, pairs: tuple[str, ...], as_json: bool,
           socket_path: str | None, url: str | None, token: str | None) -> None:
     """Start task NAME (a slug, or a template id with --args) and print its prompt."""
@@ -134,7 +129,6 @@ def _read_answer(answer: str | None, answer_file: str | None) -> str:
 @click.option("--session", "session_id", default=None, help="Grade this parked session.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole reward frame as JSON.")
 @connection_options
-@reports_errors
 def grade(name: str | None, answer: str | None, answer_file: str | None, session_id: str | None,
           as_json: bool, socket_path: str | None, url: str | None, token: str | None) -> None:
     """Grade the started task NAME with the agent's answer and print the reward."""
@@ -151,7 +145,6 @@ def grade(name: str | None, answer: str | None, answer_file: str | None, session
 @click.argument("name", required=False)
 @click.option("--session", "session_id", default=None, help="Cancel this parked session.")
 @connection_options
-@reports_errors
 def cancel(name: str | None, session_id: str | None, socket_path: str | None, url: str | None,
            token: str | None) -> None:
     """Cancel the started task NAME (its cleanup code runs)."""
@@ -164,7 +157,6 @@ def cancel(name: str | None, session_id: str | None, socket_path: str | None, ur
 @click.option("--module", "module", default=None,
               help="Load this environment in-process instead of asking a daemon.")
 @connection_options
-@reports_errors
 def manifest(module: str | None, socket_path: str | None, url: str | None,
              token: str | None) -> None:
     """Print the environment's manifest as JSON."""

@@ -1,78 +1,199 @@
-"""The Docker CLI, wrapped: engine check, build, inspect, run/rm, labels, save/load.
+"""The one module that runs the docker CLI, sync and async: every hud docker command.
 
 Design decisions:
 - We drive the `docker` command line (through `hud.proc`), not the Engine API: it is what
   users have, it honours their contexts and config, and it needs no extra dependency.
+- **One path.** Every docker command hud runs starts here, so `HUD_DOCKER` (another client
+  binary, when PATH picks the wrong one) and the translation of docker's failures into
+  `DockerError` hold everywhere: the image build, the docker and attach placements and
+  their `docker exec` pipes, `hud prune`, `hud ssh`'s ProxyCommand, `hud task list
+  --image`. A static test (tests/build/test_docker_single_path.py) keeps it that way.
+  Callers that need one particular client (e.g. `DockerPlacement(docker=...)`) pass
+  `binary=`; otherwise it is `docker_bin()`.
+- **Typed failures.** A missing client, a command that ran past its timeout, and (through
+  `check`/`acheck`) a command that failed are `DockerError`s that quote docker's own words
+  and, when the engine is down, say how to start it.
 - Builds use the classic builder (`DOCKER_BUILDKIT=0`): Debian 12's docker.io ships no
   buildx, and a newer client without buildx refuses BuildKit builds. Both a 20.10 and a
   28.x client work against a 20.10 engine (the client negotiates the API version down).
-  `HUD_DOCKER` names another client binary when PATH picks the wrong one.
 - A failed build is reported as the step that failed (`Step 4/9 : RUN ...`) plus the tail
   of that step's output, not the whole log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hud.errors import DockerError
-from hud.proc import Completed, run
+from hud.errors import DockerError, InfraError
+from hud.proc import Completed, arun, run
 
 BUILD_TIMEOUT = 3600.0
 QUICK_TIMEOUT = 60.0
+#: bytes a spawned process's stdout reader buffers per line (frames are lines)
+STREAM_LIMIT = 1 << 20
 FIX_INSTALL = "install it as root with `bash scripts/setup` (or `apt-get install docker.io`)"
 FIX_START = ("start the engine as root with `bash scripts/setup` (or `dockerd >/var/log/"
              "dockerd.log 2>&1 &`, or `systemctl start docker`)")
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+# what a client says when it cannot reach its engine (20.10 to 28.x)
+_ENGINE_DOWN = ("cannot connect to the docker daemon", "is the docker daemon running",
+                "error during connect")
 _checked: set[str] = set()
 
 
 def docker_bin() -> str:
-    """The docker client to run: `$HUD_DOCKER`, else the first `docker` on PATH.
+    """The docker client to run: `$HUD_DOCKER` (a path or a name on PATH), else `docker`.
+
+    Raises:
+        DockerError: no docker client is installed, or `HUD_DOCKER` names no executable.
+    """
+    override = os.environ.get("HUD_DOCKER")
+    if override:
+        found = shutil.which(override)
+        if not found:
+            raise DockerError(f"HUD_DOCKER={override!r} is not an executable docker client; "
+                              f"point it at one (e.g. /usr/bin/docker) or unset it")
+        return found
+    found = shutil.which("docker")
+    if not found:
+        raise DockerError(f"Docker is not installed (no `docker` on PATH); {FIX_INSTALL}")
+    return found
+
+
+def argv(*args: str, binary: str | None = None) -> list[str]:
+    """The full command line of `docker ARGS` (the client resolved as everywhere else).
 
     Raises:
         DockerError: no docker client is installed.
     """
-    override = os.environ.get("HUD_DOCKER")
-    found = override or shutil.which("docker")
-    if not found:
-        raise DockerError(f"Docker is not installed (no `docker` on PATH); {FIX_INSTALL}")
-    return found
+    return [binary or docker_bin(), *args]
+
+
+def command_line(*args: str, binary: str | None = None) -> str:
+    """`docker ARGS` as one shell-quoted string (for an ssh ProxyCommand and the like).
+
+    Raises:
+        DockerError: no docker client is installed.
+    """
+    return shlex.join(argv(*args, binary=binary))
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "DOCKER_BUILDKIT": "0", "DOCKER_CLI_HINTS": "false"}
 
 
+def _stuck(exc: InfraError) -> DockerError:
+    """A docker command that timed out (or whose client vanished), as a DockerError."""
+    return DockerError(f"{exc}; check that the Docker engine answers (`docker info`) and "
+                       f"read its log")
+
+
 def docker(*args: str, timeout: float = QUICK_TIMEOUT, input: bytes | str | None = None,
-           cwd: str | os.PathLike[str] | None = None) -> Completed:
+           cwd: str | os.PathLike[str] | None = None, binary: str | None = None) -> Completed:
     """Run one docker command and return its result (failure is the caller's to judge).
 
+    Args:
+        args: the docker arguments (`"ps", "-aq"`), never through a shell.
+        timeout: seconds before the client is killed.
+        input: bytes or text for its stdin.
+        cwd: working directory.
+        binary: this client instead of `docker_bin()`.
+
     Raises:
-        DockerError: the client is missing.
-        InfraError: the command ran past `timeout`.
+        DockerError: the client is missing, or it ran past `timeout` (it is killed).
     """
-    return run([docker_bin(), *args], timeout=timeout, input=input, env=_env(), cwd=cwd)
+    command = argv(*args, binary=binary)
+    try:
+        return run(command, timeout=timeout, input=input, env=_env(), cwd=cwd)
+    except InfraError as exc:
+        raise _stuck(exc) from exc
 
 
-def check(*args: str, timeout: float = QUICK_TIMEOUT, what: str | None = None) -> Completed:
+async def adocker(*args: str, timeout: float = QUICK_TIMEOUT, input: bytes | str | None = None,
+                  cwd: str | os.PathLike[str] | None = None,
+                  binary: str | None = None) -> Completed:
+    """`docker` without blocking the event loop; same arguments.
+
+    Raises:
+        DockerError: the client is missing, or it ran past `timeout` (it is killed).
+    """
+    command = argv(*args, binary=binary)
+    try:
+        return await arun(command, timeout=timeout, input=input, env=_env(), cwd=cwd)
+    except InfraError as exc:
+        raise _stuck(exc) from exc
+
+
+def engine_down(output: str) -> bool:
+    """Whether a docker client's output says it cannot reach its engine."""
+    return any(sign in output.lower() for sign in _ENGINE_DOWN)
+
+
+def failure(done: Completed, what: str | None = None) -> DockerError:
+    """The DockerError for a failed docker command: what failed, the exit code, the tail
+    of docker's output, and the fix when the engine is down."""
+    what = what or "docker " + " ".join(done.argv[1:4])
+    message = f"{what} failed (exit {done.code}): {done.tail(8)}"
+    if engine_down(done.stderr):
+        message += f"\nthe Docker engine is not reachable; {FIX_START}"
+    return DockerError(message)
+
+
+def check(*args: str, timeout: float = QUICK_TIMEOUT, what: str | None = None,
+          binary: str | None = None) -> Completed:
     """Run a docker command that must succeed.
 
     Raises:
-        DockerError: it failed; the message quotes the tail of its output.
+        DockerError: it failed (the message quotes the tail of its output), ran past
+            `timeout`, or the client is missing.
     """
-    done = docker(*args, timeout=timeout)
+    done = docker(*args, timeout=timeout, binary=binary)
     if not done.ok:
-        raise DockerError(f"{what or 'docker ' + ' '.join(args[:3])} failed "
-                          f"(exit {done.code}): {done.tail(8)}")
+        raise failure(done, what)
     return done
+
+
+async def acheck(*args: str, timeout: float = QUICK_TIMEOUT, what: str | None = None,
+                 binary: str | None = None) -> Completed:
+    """`check` without blocking the event loop; same arguments.
+
+    Raises:
+        DockerError: it failed (the message quotes the tail of its output), ran past
+            `timeout`, or the client is missing.
+    """
+    done = await adocker(*args, timeout=timeout, binary=binary)
+    if not done.ok:
+        raise failure(done, what)
+    return done
+
+
+async def spawn(*args: str, binary: str | None = None,
+                limit: int = STREAM_LIMIT) -> asyncio.subprocess.Process:
+    """Start a long-lived `docker ARGS` with pipes on stdin, stdout and stderr.
+
+    For `docker exec -i CONTAINER hud connect`: the caller speaks over the pipes and must
+    kill and wait for the process when done.
+
+    Raises:
+        DockerError: the client is missing or cannot be started.
+    """
+    command = argv(*args, binary=binary)
+    try:
+        return await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=_env(), limit=limit)
+    except OSError as exc:
+        raise DockerError(f"cannot start the docker client {command[0]!r}: {exc}; "
+                          f"{FIX_INSTALL}") from exc
 
 
 def ensure_engine() -> str:
@@ -84,7 +205,7 @@ def ensure_engine() -> str:
     binary = docker_bin()
     if binary in _checked:
         return "ok"
-    done = run([binary, "version", "--format", "{{.Server.Version}}"], timeout=30, env=_env())
+    done = docker("version", "--format", "{{.Server.Version}}", timeout=30, binary=binary)
     version = done.stdout.strip()
     if not done.ok or not version:
         detail = done.tail(3) or f"exit {done.code}"
@@ -114,16 +235,16 @@ def build(context: Path, tag: str, *, dockerfile: Path | None = None,
             tail of its output.
     """
     ensure_engine()
-    argv = ["build", "--force-rm", "-t", tag]
+    args = ["build", "--force-rm", "-t", tag]
     if dockerfile is not None:
-        argv += ["-f", str(dockerfile)]
+        args += ["-f", str(dockerfile)]
     if no_cache:
-        argv.append("--no-cache")
+        args.append("--no-cache")
     for key, value in (build_args or {}).items():
-        argv += ["--build-arg", f"{key}={value}"]
+        args += ["--build-arg", f"{key}={value}"]
     for key, value in (labels or {}).items():
-        argv += ["--label", f"{key}={value}"]
-    done = docker(*argv, str(context), timeout=timeout)
+        args += ["--label", f"{key}={value}"]
+    done = docker(*args, str(context), timeout=timeout)
     if not done.ok:
         step, output = _failed_step(done.stdout)
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.code}"
@@ -153,11 +274,6 @@ def inspect_image(ref: str) -> dict[str, Any] | None:
     return data[0] if data else None
 
 
-def image_exists(ref: str) -> bool:
-    """Whether `ref` names an image in the local engine."""
-    return inspect_image(ref) is not None
-
-
 def image_labels(ref: str) -> dict[str, str]:
     """The labels of image `ref` (empty when it has none).
 
@@ -173,29 +289,28 @@ def image_labels(ref: str) -> dict[str, str]:
 def image_size_mb(ref: str) -> float:
     """The image's size (all its layers) in MB, as `docker images` reports it."""
     info = inspect_image(ref)
-    return round((info or {}).get("Size", 0) / 1e6, 1)
+    return round(float((info or {}).get("Size", 0)) / 1e6, 1)
 
 
-def run_container(image: str, *args: str, name: str | None = None, detach: bool = False,
-                  entrypoint: str | None = None, options: Sequence[str] = (),
-                  timeout: float = 300.0) -> Completed:
-    """`docker run` IMAGE ARGS; removed on exit unless detached. Failure is the caller's.
+def labelled(label: str, *, binary: str | None = None) -> list[str]:
+    """Ids of the containers (any state) that carry `label` (`KEY` or `KEY=VALUE`).
 
     Raises:
-        DockerError: the client is missing.
-        InfraError: the container ran past `timeout`.
+        DockerError: docker could not list them (e.g. the engine is down).
     """
-    argv = ["run", "-d" if detach else "--rm"]
-    if name:
-        argv += ["--name", name]
-    if entrypoint is not None:
-        argv += ["--entrypoint", entrypoint]
-    return docker(*argv, *options, image, *args, timeout=timeout)
+    return check("ps", "-aq", "--filter", f"label={label}", binary=binary,
+                 what=f"listing the containers labelled {label}").stdout.split()
 
 
-def remove_container(name: str) -> None:
-    """Force-remove a container; a missing one is not an error."""
-    docker("rm", "-f", name, timeout=QUICK_TIMEOUT)
+async def alabelled(label: str, *, binary: str | None = None) -> list[str]:
+    """`labelled` without blocking the event loop.
+
+    Raises:
+        DockerError: docker could not list them (e.g. the engine is down).
+    """
+    done = await acheck("ps", "-aq", "--filter", f"label={label}", binary=binary,
+                        what=f"listing the containers labelled {label}")
+    return done.stdout.split()
 
 
 def remove_images(refs: Sequence[str]) -> list[str]:

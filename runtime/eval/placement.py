@@ -7,6 +7,9 @@
                       dropped capabilities and a pids limit by default, always removed.
     AttachPlacement   a running container (by name) or a daemon URL (tcp://...).
 
+Every docker command (run, exec, rm) goes through `hud.build.docker`, so `HUD_DOCKER`
+and its typed errors hold here too; `docker=` names another client for one placement.
+
 Each `open()` returns a `Lease`: a control `Channel`, a way to open tunnels to the
 capabilities, and `close()`. Failures to provision are `InfraError`s.
 
@@ -31,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hud.build import docker as hd
 from hud.clients.channel import Channel, open_tunnel_stream
+from hud.clients.untrusted import parse_manifest
 from hud.environment import Environment
 from hud.errors import ConfigError, InfraError
 from hud.eval.exec_transport import ExecTransport, Streams
 from hud.eval.gate import Gate, gate_for
-from hud.proc import arun
-from hud.clients.untrusted import parse_manifest
 
 log = logging.getLogger("hud.eval")
 
@@ -165,13 +168,6 @@ class LocalPlacement(Placement):
 _NO_SYS_RESOURCE: set[str] = set()
 
 
-async def _labelled(docker: str, rollout_id: str) -> list[str]:
-    """Ids of the containers (any state) of rollout `rollout_id`."""
-    done = await arun([docker, "ps", "-aq", "--filter", f"label={ROLLOUT_LABEL}={rollout_id}"],
-                      timeout=60)
-    return done.stdout.split() if done.ok else []
-
-
 class DockerPlacement(Placement):
     """A fresh container per rollout from `image`, removed afterwards.
 
@@ -184,6 +180,9 @@ class DockerPlacement(Placement):
         pids_limit: processes and threads per container (`--pids-limit`); 0 or less:
             no limit. The default, 1024, fits a shell, a browser and a test suite.
         extra_args: more `docker run` options, added last.
+        ready_timeout: seconds for the container's daemon to answer `hello`.
+        docker: the docker client for this placement [default: `$HUD_DOCKER`, else
+            `docker` on PATH].
     """
 
     name = "docker"
@@ -198,7 +197,7 @@ class DockerPlacement(Placement):
         pids_limit: int = DEFAULT_PIDS_LIMIT,
         extra_args: list[str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
-        docker: str = "docker",
+        docker: str | None = None,
     ) -> None:
         self.image = image
         self.network = network
@@ -207,15 +206,32 @@ class DockerPlacement(Placement):
         self.pids_limit = pids_limit
         self.extra_args = list(extra_args or [])
         self.ready_timeout = ready_timeout
-        self.docker = docker or shutil.which("docker") or "docker"
+        self._docker = docker
+
+    @property
+    def docker(self) -> str:
+        """The docker client this placement runs (`docker=`, else `hud.build.docker`'s).
+
+        Raises:
+            DockerError: no docker client is installed.
+        """
+        return self._docker or hd.docker_bin()
 
     def describe(self) -> str:
         pids = self.pids_limit if self.pids_limit > 0 else "unlimited"
         return f"docker ({self.image}, network {self.network}, pids {pids})"
 
     def run_argv(self, job_id: str, rollout_id: str) -> list[str]:
+        """The whole `docker run` command line of one rollout's container.
+
+        Raises:
+            DockerError: no docker client is installed.
+        """
+        return hd.argv(*self._run_args(job_id, rollout_id), binary=self._docker)
+
+    def _run_args(self, job_id: str, rollout_id: str) -> list[str]:
         argv = [
-            self.docker, "run", "-d", "--init=false",
+            "run", "-d", "--init=false",
             "--label", f"{JOB_LABEL}={job_id}", "--label", f"{ROLLOUT_LABEL}={rollout_id}",
             "--network", self.network,
             # the daemon needs to switch to the agent user, own files and end the agent's
@@ -244,29 +260,32 @@ class DockerPlacement(Placement):
         return () if self.docker in _NO_SYS_RESOURCE else ("SYS_RESOURCE",)
 
     async def open(self, job_id: str, rollout_id: str) -> Lease:
-        argv = self.run_argv(job_id, rollout_id)
-        done = await arun(argv, timeout=120)
+        docker = self.docker
+        argv = self._run_args(job_id, rollout_id)
+        done = await hd.adocker(*argv, timeout=120, binary=docker)
         if not done.ok and "apply caps" in done.stderr and "--cap-add=SYS_RESOURCE" in argv:
             # an engine whose own bounding set lacks SYS_RESOURCE (nested, some sandboxes)
             # cannot grant it: run without it from now on, and say what is lost
-            if self.docker not in _NO_SYS_RESOURCE:
-                _NO_SYS_RESOURCE.add(self.docker)
+            if docker not in _NO_SYS_RESOURCE:
+                _NO_SYS_RESOURCE.add(docker)
                 log.warning("this Docker engine cannot grant CAP_SYS_RESOURCE; rollout containers "
                             "run without it, so the daemon cannot lower its own OOM score and "
                             "the agent can undo the +1000 on its processes (grader limits still "
                             "hold)")
-            stale = await _labelled(self.docker, rollout_id)  # created, never started
+            # created, never started
+            stale = await hd.alabelled(f"{ROLLOUT_LABEL}={rollout_id}", binary=docker)
             if stale:
-                await arun([self.docker, "rm", "-f", *stale], timeout=60)
-            done = await arun(self.run_argv(job_id, rollout_id), timeout=120)
+                await hd.adocker("rm", "-f", *stale, binary=docker)
+            done = await hd.adocker(*self._run_args(job_id, rollout_id), timeout=120,
+                                    binary=docker)
         if not done.ok:
-            raise InfraError(f"docker run {self.image} failed: {done.tail(5)}")
+            raise hd.failure(done, f"docker run {self.image}")
         container = done.stdout.strip()
-        transport = ExecTransport(container, self.docker)
+        transport = ExecTransport(container, docker)
 
         async def release() -> None:
             await transport.close()
-            await arun([self.docker, "rm", "-f", container], timeout=60)
+            await hd.adocker("rm", "-f", container, binary=docker)
 
         try:
             channel = await transport.channel(self.ready_timeout)
@@ -283,11 +302,12 @@ class AttachPlacement(Placement):
     Leases on one target are held to the environment's declared concurrency (default 1):
     a group runs its members one after another (see the module docstring). `gate=False`
     opens without waiting (for `hud.attach`; the daemon still refuses a start too many).
+    `docker` names another docker client [default: `$HUD_DOCKER`, else PATH's].
     """
 
     name = "attach"
 
-    def __init__(self, target: str, token: str | None = None, docker: str = "docker",
+    def __init__(self, target: str, token: str | None = None, docker: str | None = None,
                  *, gate: bool = True) -> None:
         self.target = target
         self.token = token
@@ -349,7 +369,7 @@ class AttachPlacement(Placement):
         host, port = url.hostname, url.port
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise InfraError(f"no hud daemon answers at {self.target}: {exc}") from exc
         channel = Channel(reader, writer, describe=self.target)
         try:

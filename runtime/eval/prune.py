@@ -1,29 +1,27 @@
 """Remove containers that eval jobs left behind (a job killed with SIGKILL cannot clean up).
 
 Every rollout container carries the `org.hud.job` label, so they are found by label and
-nothing else is touched.
+nothing else is touched. Docker is run through `hud.build.docker` (`HUD_DOCKER` holds).
 """
 
 from __future__ import annotations
 
-from hud.errors import DockerError
+from hud.build import docker as hd
 from hud.eval.placement import JOB_LABEL
-from hud.proc import run
 
 
-def prune_containers(job_id: str | None = None, docker: str = "docker") -> list[str]:
+def prune_containers(job_id: str | None = None, docker: str | None = None) -> list[str]:
     """Remove (force) every rollout container, or those of one job; return their ids.
+
+    Args:
+        job_id: only the containers of this job [default: every job's].
+        docker: the docker client [default: `$HUD_DOCKER`, else `docker` on PATH].
 
     Raises:
         DockerError: docker is unavailable or refused.
     """
-    label = f"{JOB_LABEL}={job_id}" if job_id else JOB_LABEL
-    listed = run([docker, "ps", "-aq", "--filter", f"label={label}"], timeout=60)
-    if not listed.ok:
-        raise DockerError(f"cannot list containers: {listed.tail(3)}; is the Docker engine running?")
-    ids = listed.stdout.split()
+    ids = hd.labelled(f"{JOB_LABEL}={job_id}" if job_id else JOB_LABEL, binary=docker)
     if ids:
-        removed = run([docker, "rm", "-f", *ids], timeout=120)
-        if not removed.ok:
-            raise DockerError(f"docker rm failed: {removed.tail(3)}")
+        hd.check("rm", "-f", *ids, timeout=120, binary=docker,
+                 what=f"removing {len(ids)} rollout container(s) (docker rm -f)")
     return ids

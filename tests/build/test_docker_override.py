@@ -1,0 +1,147 @@
+"""HUD_DOCKER holds everywhere: the placement, `hud prune`, `hud ssh`, `hud task list --image`.
+
+Each test points HUD_DOCKER at a stand-in client (tests/build/fakedocker.py) that logs
+its argv, and checks that every docker command of the feature reached it, and that its
+failures come back as hud's typed errors. The same features against the real engine are
+in tests/eval/test_docker.py and tests/capabilities/test_capabilities_docker.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hud.errors import DockerError
+from hud.eval import AttachPlacement, DockerPlacement
+from tests.build.fakedocker import CONTAINER_ID, FakeDocker, image_labels
+from tests.conftest import ENVS
+from tests.manifestkit import valid_manifest
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> FakeDocker:
+    return FakeDocker(tmp_path / "bin")
+
+
+def hud(fake: FakeDocker, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the `hud` CLI with `fake` as its docker client."""
+    return subprocess.run([sys.executable, "-m", "hud.cli.main", *args], env=fake.env(**env),
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_docker_placement_runs_a_rollout_through_hud_docker(
+        fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The placement's run, its `docker exec -i ... hud connect` channel and its rm all
+    go to $HUD_DOCKER (which bridges to a real daemon here)."""
+    daemon = start_daemon(str(ENVS / "letters.py"))
+    fake.use(monkeypatch)
+    monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
+    lease = await DockerPlacement("fake-env:1").open("job1", "r1")
+    try:
+        listing = await lease.channel.call("tasks.list")
+    finally:
+        await lease.close()
+    assert listing["tasks"][0]["slug"] == "count_letter"
+    assert fake.commands() == ["run", "exec", "rm"]
+    run, connect, remove = fake.calls()
+    assert {run[0], connect[0], remove[0]} == {str(fake.path)}
+    assert "--label" in run and run[-1] == "fake-env:1"
+    assert connect[1:] == ["exec", "-i", CONTAINER_ID, "hud", "connect"]
+    assert remove[1:] == ["rm", "-f", CONTAINER_ID]
+
+
+def test_run_argv_starts_with_hud_docker(fake: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line the placement documents (`run_argv`) names $HUD_DOCKER too."""
+    fake.use(monkeypatch)
+    assert DockerPlacement("img").run_argv("job1", "r1")[:3] == [str(fake.path), "run", "-d"]
+
+
+async def test_docker_argument_beats_hud_docker(tmp_path: Path, fake: FakeDocker,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """DockerPlacement(docker=X) runs X, not $HUD_DOCKER; X's failure is a DockerError."""
+    fake.use(monkeypatch)  # both clients log to fake's log, each call under its own path
+    monkeypatch.setenv("FAKE_DOCKER_DOWN", "1")
+    other = FakeDocker(tmp_path / "other")
+    with pytest.raises(DockerError, match=r"(?s)docker run fake-env:1 failed \(exit 1\).*"
+                                          r"Cannot connect.*start the engine"):
+        await DockerPlacement("fake-env:1", docker=str(other.path)).open("job1", "r1")
+    assert [c[:2] for c in fake.calls()] == [[str(other.path), "run"]]
+
+
+async def test_attach_placement_execs_through_hud_docker(
+        fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AttachPlacement on a container name reaches it with $HUD_DOCKER's `exec -i`."""
+    daemon = start_daemon(str(ENVS / "letters.py"))
+    fake.use(monkeypatch)
+    monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
+    lease = await AttachPlacement("run1").open("job1", "r1")
+    await lease.close()
+    assert fake.calls() == [[str(fake.path), "exec", "-i", "run1", "hud", "connect"]]
+
+
+def test_prune_lists_and_removes_through_hud_docker(fake: FakeDocker) -> None:
+    """`hud prune --job j1` asks $HUD_DOCKER for j1's containers and removes exactly those."""
+    done = hud(fake, "prune", "--job", "j1", FAKE_DOCKER_PS="c1 c2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "removed 2 container(s)"
+    assert [c[1:] for c in fake.calls()] == [["ps", "-aq", "--filter", "label=org.hud.job=j1"],
+                                             ["rm", "-f", "c1", "c2"]]
+
+
+def test_prune_with_the_engine_down_says_how_to_start_it(fake: FakeDocker) -> None:
+    """`hud prune` against a stopped engine: exit 1, docker's words and the fix."""
+    done = hud(fake, "prune", FAKE_DOCKER_DOWN="1")
+    assert done.returncode == 1
+    assert "listing the containers labelled org.hud.job failed (exit 1)" in done.stderr
+    assert "Cannot connect to the Docker daemon" in done.stderr
+    assert "start the engine" in done.stderr
+
+
+def test_ssh_proxy_command_resolves_hud_docker_on_path(fake: FakeDocker, tmp_path: Path) -> None:
+    """HUD_DOCKER as a bare name: found on PATH; the manifest is read with it and
+    ProxyCommand names its full path, quoted."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(valid_manifest()))
+    env = fake.env(FAKE_DOCKER_MANIFEST=str(manifest), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env["HUD_DOCKER"] = fake.path.name
+    env["PATH"] = f"{fake.path.parent}:{env['PATH']}"
+    done = subprocess.run([sys.executable, "-m", "hud.cli.main", "ssh", "c1", "--print"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    argv = shlex.split(done.stdout)
+    assert f"ProxyCommand={fake.path} exec -i c1 hud connect --tunnel shell" in argv
+    assert fake.calls() == [[str(fake.path), "exec", "c1", "hud", "manifest"]]
+
+
+def test_task_list_image_reads_labels_through_hud_docker(fake: FakeDocker) -> None:
+    """`hud task list --image` reads the manifest label with $HUD_DOCKER's image inspect."""
+    done = hud(fake, "task", "list", "--image", "fake-env:1", "--json",
+               FAKE_DOCKER_IMAGES=image_labels(valid_manifest()))
+    assert done.returncode == 0, done.stderr
+    assert [t["slug"] for t in json.loads(done.stdout)["tasks"]] == ["fix"]
+    assert [c[1:3] for c in fake.calls()] == [["version", "--format"], ["image", "inspect"]]
+    assert fake.calls()[-1][-1] == "fake-env:1"
+
+
+def test_task_list_of_a_missing_image_says_build_it(fake: FakeDocker) -> None:
+    """`hud task list --image` of an image the engine lacks: exit 1 naming it, and the fix."""
+    done = hud(fake, "task", "list", "--image", "nope:1")
+    assert done.returncode == 1
+    assert "no image 'nope:1' in the local Docker engine; build it first" in done.stderr
+
+
+def test_unusable_hud_docker_is_named(tmp_path: Path) -> None:
+    """HUD_DOCKER naming no executable: exit 1 with the value and the fix, nothing run."""
+    missing = tmp_path / "no-docker-here"
+    done = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune"],
+                          env={**os.environ, "HUD_DOCKER": str(missing)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"HUD_DOCKER='{missing}' is not an executable docker client" in done.stderr
