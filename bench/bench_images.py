@@ -6,8 +6,12 @@ Every number is reported next to a baseline measured in the same run, as a ratio
     exec hud task start/grade vs  `docker exec run1 true`
     rebuild after an edit     vs  a rebuild with nothing changed
     layer sizes in MB
+    wheel bytes per layer (from `docker save`; 0 everywhere above the root image: the
+    wheelhouse is installed in throwaway build stages)
 
-Usage: python bench/bench_images.py [--rounds N]   (needs Docker; builds what it needs)
+Usage: python bench/bench_images.py [--rounds N] [--requirements]
+(needs Docker; builds what it needs; --requirements also builds the robot template, whose
+requirements.txt installs ~50 MB of wheels, to show that none of them stays in the image)
 """
 
 from __future__ import annotations
@@ -16,17 +20,21 @@ import argparse
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hud.build.rootfs import rootfs_tag
-from hud.build.env_image import build_env
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from hud.build.docker import image_size_mb, inspect_image
-from hud.build.layers import LAYERS, ensure_layers, layer_tag
+from hud.build.env_image import build_env
+from hud.build.layers import LAYERS, PARENT_LABEL, ensure_layers, layer_tag
+from hud.build.rootfs import rootfs_tag
 from hud.build.scaffold import scaffold
+from tests.build.image_layers import image_layers, layer_count
 
 READY_TIMEOUT = 60.0
 
@@ -64,9 +72,20 @@ def start_to_manifest(image: str) -> None:
         subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True, timeout=60)
 
 
+def wheel_table(image: str, parent: str) -> list[str]:
+    """One line per layer `image` adds over `parent`: size, wheel bytes, the command."""
+    lines = [f"{image}  ({image_size_mb(image):.0f} MB; layers over {parent[:19]})"]
+    for layer in image_layers(image)[layer_count(parent):]:
+        command = " ".join(layer.created_by.replace("/bin/bash -o pipefail -c", "").split())
+        lines.append(f"  {layer.size / 1e6:>8.2f} MB {layer.wheel_bytes:>10} B   {command[:64]}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requirements", action="store_true",
+                        help="also build the robot template (a requirements.txt)")
     args = parser.parse_args()
     rounds = args.rounds
 
@@ -74,10 +93,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hud-bench-"))
     tag = f"hud-bench-letters-{uuid.uuid4().hex[:6]}"
     run1 = f"hud-bench-run1-{uuid.uuid4().hex[:6]}"
+    robot = f"hud-bench-robot-{uuid.uuid4().hex[:6]}"
     rows: list[tuple[str, float, str, float]] = []
+    wheels: list[str] = []
     try:
         env_dir, _ = scaffold(work / "letters", "blank")
         build_env(env_dir, tag=tag)
+        wheels += wheel_table(tag, layer_tag("base"))
+        if args.requirements:
+            robot_dir, _ = scaffold(work / "robot", "robot")
+            built = build_env(robot_dir, tag=robot)
+            wheels += wheel_table(robot, layer_tag(built.layer))
 
         # 1. container start → a served manifest, vs a bare `docker run --rm IMAGE true`.
         bare = timed(lambda: sh("docker", "run", "--rm", tag, "true"), rounds)
@@ -123,7 +149,8 @@ def main() -> None:
                      unchanged))
     finally:
         subprocess.run(["docker", "rm", "-f", run1], check=False, capture_output=True, timeout=60)
-        subprocess.run(["docker", "rmi", "-f", tag], check=False, capture_output=True, timeout=120)
+        subprocess.run(["docker", "rmi", "-f", tag, robot], check=False, capture_output=True,
+                       timeout=120)
         shutil.rmtree(work, ignore_errors=True)
 
     print()
@@ -142,6 +169,14 @@ def main() -> None:
         extra = f"   +{size - previous:.0f} MB over the layer below" if previous else ""
         print(f"{ref:<28}{size:>8.0f}{extra}")
         previous = size
+
+    print()
+    print("wheel bytes per layer (docker save), each image over the one it is built on:")
+    for ref in [layer_tag(n) for n in LAYERS]:
+        info = inspect_image(ref)
+        if info is not None:  # over the very image it was built on (the label holds its id)
+            print("\n".join(wheel_table(ref, info["Config"]["Labels"][PARENT_LABEL])))
+    print("\n".join(wheels))
 
 
 if __name__ == "__main__":

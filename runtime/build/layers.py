@@ -15,6 +15,8 @@ Design decisions:
   it, else the bootstrapped `hud-rootfs:bookworm`, bootstrapped on first use with a
   one-line notice. hud contacts a registry only when asked (`pull=True`, `--pull`,
   `HUD_PULL=1`, or an explicit base image that is not present locally).
+- No wheel is left in a layer: the base layer's wheelhouse lives only in throwaway build
+  stages (a multi-stage Dockerfile; the classic builder has no `RUN --mount`).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from pathlib import Path
 
 from hud import __version__
 from hud.build.assets import asset_dir
-from hud.build.rootfs import bootstrap, rootfs_tag
 from hud.build.docker import build, check, docker, ensure_engine, inspect_image
-from hud.errors import ConfigError, DockerError
+from hud.build.rootfs import bootstrap, rootfs_tag
 from hud.build.wheelhouse import fingerprint, make_wheelhouse
+from hud.errors import ConfigError, DockerError
 
 LAYERS = ("base", "browser", "desktop")
 PARENT: dict[str, str | None] = {"base": None, "browser": "base", "desktop": "browser"}
@@ -155,7 +157,8 @@ def build_layer(layer: str, *, base_image: str | None = None, no_cache: bool = F
         shutil.copytree(asset_dir("images") / layer, context, dirs_exist_ok=True)
         if layer == "base":
             notify("preparing the wheelhouse (hud wheel + dependencies)")
-            make_wheelhouse(context / "wheelhouse")
+            # two folders, installed in separate stages (see images/base/Dockerfile)
+            make_wheelhouse(context / "wheelhouse", hud_dest=context / "hud-wheel")
         notify(f"building {tag} FROM {parent}")
         image_id = build(context, tag, no_cache=no_cache, build_args={"BASE_IMAGE": parent},
                          labels={LAYER_LABEL: layer, VERSION_LABEL: __version__,

@@ -49,7 +49,7 @@ def rootfs_tag(suite: str = DEFAULT_SUITE) -> str:
 def _deb822_stanzas(text: str) -> list[dict[str, str]]:
     stanzas: list[dict[str, str]] = []
     current: dict[str, str] = {}
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         if not line.strip():
             if current:
                 stanzas.append(current)

@@ -16,6 +16,8 @@ Design decisions:
   manylinux, the host's machine type) with `pip download --only-binary=:all:` and cached in
   `~/.cache/hud/wheelhouse/deps-<key>/`, keyed by the requirement set and target; the second
   build needs no network. `HUD_WHEELHOUSE=DIR` supplies a carried wheelhouse instead.
+- The wheels never stay in an image: the build installs them in a throwaway stage and
+  copies only the installed files into the image (images/base/Dockerfile, pip-staged.sh).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import zipfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -40,6 +44,8 @@ PYTHON_VERSION = "3.11"  # Debian 12's python3
 GLIBC_MINORS = range(17, 37)  # manylinux_2_17 .. manylinux_2_36 (Debian 12 has glibc 2.36)
 PIP_TIMEOUT = 900.0
 KEEP_HUD_WHEELS = 4
+#: in the dependency folder: hud's requirements, for `pip install -r` in the base image
+REQUIREMENTS = "requirements.txt"
 
 
 def cache_root() -> Path:
@@ -96,7 +102,28 @@ def platform_tags() -> list[str]:
     """The manylinux platform tags the image's interpreter accepts."""
     machine = platform.machine() or "x86_64"
     tags = [f"manylinux_2_{minor}_{machine}" for minor in GLIBC_MINORS]
-    return tags + [f"manylinux2014_{machine}", "linux_" + machine]
+    return [*tags, f"manylinux2014_{machine}", "linux_" + machine]
+
+
+def _scratch(cached: Path) -> Path:
+    """A fresh folder beside the cache entry `cached`, private to this process (several
+    builds may fill the same entry at once: tests in parallel, two `hud build`s)."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{cached.name}-", dir=cached.parent))
+
+
+def _publish(tmp: Path, cached: Path, complete: Callable[[Path], bool]) -> None:
+    """Move the finished folder `tmp` into place as `cached`. When a concurrent build got
+    there first with a complete entry (the same content: the key says so), keep it."""
+    try:
+        tmp.rename(cached)
+        return
+    except OSError:
+        if complete(cached):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+    shutil.rmtree(cached, ignore_errors=True)
+    tmp.rename(cached)
 
 
 def _hud_wheel(dest: Path) -> Path:
@@ -105,9 +132,7 @@ def _hud_wheel(dest: Path) -> Path:
     cached = cache_root() / "wheelhouse" / f"hud-{key}"
     wheels = list(cached.glob("*.whl")) if cached.is_dir() else []
     if not wheels:
-        tmp = cached.with_name(cached.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = _scratch(cached)
         src = source_dir()
         try:
             if src is not None:
@@ -117,8 +142,7 @@ def _hud_wheel(dest: Path) -> Path:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        shutil.rmtree(cached, ignore_errors=True)
-        tmp.rename(cached)
+        _publish(tmp, cached, lambda entry: any(entry.glob("*.whl")))
         wheels = list(cached.glob("*.whl"))
         # Each source edit makes a new entry; keep the few most recent.
         entries = sorted(cached.parent.glob("hud-*"), key=lambda p: p.stat().st_mtime)
@@ -141,7 +165,9 @@ def _build_from_source(src: Path, out: Path) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     copy = out / "src"
     # Hidden files are never package data; skipping them also skips editors' temp files.
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".*")
+    # Only the named source folders are copied, so a stale top-level build/ never comes
+    # along (and runtime/build/, the hud.build package, must).
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".*")
     for name in ("runtime", "cli", "images", "templates"):
         if (src / name).is_dir():
             shutil.copytree(src / name, copy / name, ignore=ignore)
@@ -204,9 +230,7 @@ def fetch_wheels(dest: Path, reqs: list[str]) -> int:
     """
     cached = cache_root() / "wheelhouse" / f"deps-{_dependency_key(reqs)}"
     if not (cached / ".complete").is_file():
-        tmp = cached.with_name(cached.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = _scratch(cached)
         argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
                 "--python-version", PYTHON_VERSION, "--implementation", "cp",
                 "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--abi", "abi3", "--abi", "none",
@@ -216,14 +240,14 @@ def fetch_wheels(dest: Path, reqs: list[str]) -> int:
         done = run([*argv, *reqs], timeout=PIP_TIMEOUT,
                    env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         if not done.ok:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise InfraError(
                 f"downloading hud's dependencies for the image (CPython {PYTHON_VERSION}, "
                 f"{platform.machine()}) failed: {done.tail(8)}\nthe host needs PyPI (or a pip "
                 f"index/find-links) once; or set HUD_WHEELHOUSE to a carried wheelhouse"
             )
         (tmp / ".complete").write_text("\n".join(reqs) + "\n")
-        shutil.rmtree(cached, ignore_errors=True)
-        tmp.rename(cached)
+        _publish(tmp, cached, lambda entry: (entry / ".complete").is_file())
     count = 0
     for wheel_file in cached.glob("*.whl"):
         shutil.copy2(wheel_file, dest / wheel_file.name)
@@ -231,9 +255,13 @@ def fetch_wheels(dest: Path, reqs: list[str]) -> int:
     return count
 
 
-def make_wheelhouse(dest: Path) -> list[str]:
-    """Fill `dest` with the hud wheel and every dependency wheel; return the file names.
+def make_wheelhouse(dest: Path, hud_dest: Path | None = None) -> list[str]:
+    """Fill `dest` with every dependency wheel and a `requirements.txt` naming hud's own
+    requirements, and `hud_dest` (default: `dest`) with the hud wheel; return the wheel
+    file names.
 
+    The base image installs the two folders in separate build steps, so an edit to hud
+    reinstalls only the hud wheel while the dependencies' layer stays cached.
     `HUD_WHEELHOUSE=DIR` (a carried wheelhouse, e.g. on an air-gapped host) is used for the
     dependencies instead of the cache; it must hold every one of them.
 
@@ -250,7 +278,11 @@ def make_wheelhouse(dest: Path) -> list[str]:
         for wheel_file in folder.glob("*.whl"):
             if not wheel_file.name.startswith("hud_python-"):
                 shutil.copy2(wheel_file, dest / wheel_file.name)
-    hud_wheel = _hud_wheel(dest)
+    hud_dest = hud_dest or dest
+    hud_dest.mkdir(parents=True, exist_ok=True)
+    hud_wheel = _hud_wheel(hud_dest)
+    reqs = requirements(hud_wheel)
     if not carried:
-        fetch_wheels(dest, requirements(hud_wheel))
-    return sorted(p.name for p in dest.glob("*.whl"))
+        fetch_wheels(dest, reqs)
+    (dest / REQUIREMENTS).write_text("".join(f"{req}\n" for req in reqs))
+    return sorted({p.name for folder in (dest, hud_dest) for p in folder.glob("*.whl")})

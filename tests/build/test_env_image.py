@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from hud import __version__
 from hud.build.env_image import LOCK_FILE, build_env, default_tag
+from hud.build.scaffold import scaffold
 from hud.cli.main import cli
 from hud.errors import ConfigError, DockerError, EnvLoadError
-from hud.build.scaffold import scaffold
-
 from tests.docker_fixtures import (  # noqa: F401
     base_layer,
     containers,
@@ -30,7 +30,7 @@ BROKEN_FIX = ["sed", "-i", "s/ordered\\[mid + 1\\]/ordered[mid]/", "/workspace/s
 
 
 @pytest.fixture
-def built(tmp_path: Path, base_layer: str, image_tags: list[str]):  # noqa: F811
+def built(tmp_path: Path, base_layer: str, image_tags: list[str]):
     """Render a template and build it under a unique tag (removed afterwards)."""
 
     def make(template: str) -> tuple[Path, str]:
@@ -43,7 +43,7 @@ def built(tmp_path: Path, base_layer: str, image_tags: list[str]):  # noqa: F811
     return make
 
 
-def test_blank_template_builds_runs_and_grades(built, containers) -> None:  # noqa: F811
+def test_blank_template_builds_runs_and_grades(built, containers) -> None:
     """letter-count: the right answer grades 1.0, a wrong one 0.0, in a real container."""
     _, tag = built("blank")
     run1 = containers.run(tag)
@@ -55,7 +55,7 @@ def test_blank_template_builds_runs_and_grades(built, containers) -> None:  # no
     assert containers.hud(run1, "task", "grade", "count_letter", "--answer", "2") == "0.0"
 
 
-def test_coding_template_grades_the_fix(built, containers) -> None:  # noqa: F811
+def test_coding_template_grades_the_fix(built, containers) -> None:
     """fix_bug: no fix and a wrong fix grade 0.0; the right fix, made as agent, grades 1.0."""
     _, tag = built("coding")
     run1 = containers.run(tag)
@@ -72,7 +72,7 @@ def test_coding_template_grades_the_fix(built, containers) -> None:  # noqa: F81
     assert frame["score"] == 1.0 and frame["info"]["passed"] == frame["info"]["total"] == 15
 
 
-def test_coding_workspace_is_agents_and_tests_are_hidden(built, containers) -> None:  # noqa: F811
+def test_coding_workspace_is_agents_and_tests_are_hidden(built, containers) -> None:
     """After start the project is in /workspace owned by agent; the hidden cases (env.py) are
     not readable by it."""
     _, tag = built("coding")
@@ -129,8 +129,8 @@ def test_editing_a_task_rebuilds_only_the_env_layer(built) -> None:
     assert layers(result.image_id)[:len(base)] == base  # the layer below is reused as is
 
 
-def test_author_dockerfile_extends_the_layer(tmp_path: Path, base_layer: str,  # noqa: F811
-                                             image_tags: list[str], containers) -> None:  # noqa: F811
+def test_author_dockerfile_extends_the_layer(tmp_path: Path, base_layer: str,
+                                             image_tags: list[str], containers) -> None:
     """A directory's own Dockerfile is used: RUN apt-get on top of the hud layer works."""
     folder, _ = scaffold(tmp_path / "with-tools", "blank")
     (folder / "Dockerfile").write_text(
@@ -149,8 +149,8 @@ def test_author_dockerfile_extends_the_layer(tmp_path: Path, base_layer: str,  #
     assert containers.hud(run1, "task", "start", "count_letter").startswith("How many")
 
 
-def test_env_that_fails_to_import_fails_the_build(tmp_path: Path, base_layer: str,  # noqa: F811
-                                                  image_tags: list[str]) -> None:  # noqa: F811
+def test_env_that_fails_to_import_fails_the_build(tmp_path: Path, base_layer: str,
+                                                  image_tags: list[str]) -> None:
     """A module that raises on import fails the build with its traceback; no image is left."""
     folder = env_dir(tmp_path, "broken", "from hud import Environment\n"
                      "env = Environment(name='broken')\n"
@@ -166,7 +166,7 @@ def test_env_that_fails_to_import_fails_the_build(tmp_path: Path, base_layer: st
 
 
 def test_cli_build_of_broken_env_prints_traceback(tmp_path: Path,
-                                                  base_layer: str) -> None:  # noqa: F811
+                                                  base_layer: str) -> None:
     """`hud build` exits 1 and prints the import traceback."""
     folder = env_dir(tmp_path, "broken-cli", "raise RuntimeError('env exploded on import')\n")
     result = CliRunner().invoke(cli, ["build", str(folder), "-t", unique_tag("hud-test-bc")])
@@ -175,8 +175,8 @@ def test_cli_build_of_broken_env_prints_traceback(tmp_path: Path,
     assert "RuntimeError: env exploded on import" in result.output
 
 
-def test_failing_author_step_names_the_step(tmp_path: Path, base_layer: str,  # noqa: F811
-                                            image_tags: list[str]) -> None:  # noqa: F811
+def test_failing_author_step_names_the_step(tmp_path: Path, base_layer: str,
+                                            image_tags: list[str]) -> None:
     """A failing RUN in the author's Dockerfile reports that step and its output."""
     folder, _ = scaffold(tmp_path / "bad-step", "blank")
     (folder / "Dockerfile").write_text(
@@ -200,7 +200,7 @@ def test_cli_build_json_is_one_document(built, tmp_path: Path) -> None:
 
 def test_directory_without_env_is_refused(tmp_path: Path) -> None:
     """A directory with no env.py/tasks.py/Dockerfile is a ConfigError naming hud init."""
-    with pytest.raises(ConfigError, match="holds no environment.*hud init"):
+    with pytest.raises(ConfigError, match=r"holds no environment.*hud init"):
         build_env(tmp_path)
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from hud import __version__
+from hud.build.layers import chain, layer_tag, load, save, verify_archive
 from hud.build.rootfs import mirror_candidates, rootfs_tag
 from hud.cli.main import cli
 from hud.errors import ConfigError
-from hud.build.layers import chain, layer_tag, load, save, verify_archive
-
 from tests.docker_fixtures import (  # noqa: F401
     base_layer,
     browser_layer,
@@ -97,7 +97,7 @@ def test_non_image_archive_is_refused(tmp_path: Path) -> None:
     """A file that is not a tarball is refused with the fix."""
     path = tmp_path / "notes.tar"
     path.write_text("hello, not a tar file at all" * 40)
-    with pytest.raises(ConfigError, match="notes.tar is not an image archive"):
+    with pytest.raises(ConfigError, match=r"notes\.tar is not an image archive"):
         verify_archive(path)
 
 
@@ -138,7 +138,7 @@ def test_agent_cannot_read_the_env_dir(layer: str, request: pytest.FixtureReques
 
 
 @pytest.mark.docker
-def test_entrypoint_runs_hooks_in_order(base_layer: str, tmp_path: Path) -> None:  # noqa: F811
+def test_entrypoint_runs_hooks_in_order(base_layer: str, tmp_path: Path) -> None:
     """Scripts in /etc/hud/entrypoint.d run in name order before the command."""
     hooks = tmp_path / "hooks"
     hooks.mkdir()
@@ -151,7 +151,7 @@ def test_entrypoint_runs_hooks_in_order(base_layer: str, tmp_path: Path) -> None
 
 
 @pytest.mark.docker
-def test_failing_hook_stops_the_container(base_layer: str, tmp_path: Path) -> None:  # noqa: F811
+def test_failing_hook_stops_the_container(base_layer: str, tmp_path: Path) -> None:
     """A hook that fails keeps the command from running."""
     (tmp_path / "10-fail").write_text("#!/bin/sh\nexit 7\n")
     (tmp_path / "10-fail").chmod(0o755)
@@ -174,7 +174,7 @@ def test_layer_defaults(layer: str, request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.docker
-def test_layers_carry_version_and_source_labels(base_layer: str) -> None:  # noqa: F811
+def test_layers_carry_version_and_source_labels(base_layer: str) -> None:
     """The base layer is labelled with its layer name, hud version and source fingerprint."""
     found = labels(base_layer)
     assert found["org.hud.layer"] == "base"
@@ -183,7 +183,7 @@ def test_layers_carry_version_and_source_labels(base_layer: str) -> None:  # noq
 
 
 @pytest.mark.docker
-def test_layer_from_other_hud_source_is_stale(base_layer: str,  # noqa: F811
+def test_layer_from_other_hud_source_is_stale(base_layer: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A layer built from a different hud source is not current (so it gets rebuilt)."""
     import hud.build.layers as hi
@@ -220,10 +220,10 @@ def test_local_debian_image_is_preferred(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.docker
-def test_bootstrapped_rootfs_is_offline_ready(containers) -> None:  # noqa: F811
+def test_bootstrapped_rootfs_is_offline_ready(containers) -> None:
     """The debootstrapped root has the base layer's packages and the host's mirror."""
-    from hud.build.rootfs import bootstrap, default_mirror
     from hud.build.docker import inspect_image
+    from hud.build.rootfs import bootstrap, default_mirror
 
     tag = rootfs_tag()
     if inspect_image(tag) is None:
@@ -236,14 +236,14 @@ def test_bootstrapped_rootfs_is_offline_ready(containers) -> None:  # noqa: F811
 
 
 @pytest.mark.docker
-def test_browser_layer_runs_chromium(browser_layer: str) -> None:  # noqa: F811
+def test_browser_layer_runs_chromium(browser_layer: str) -> None:
     """`chromium --version` works in the browser layer."""
     done = docker_cli("run", "--rm", browser_layer, "chromium", "--version", check=True)
     assert done.stdout.startswith("Chromium ")
 
 
 @pytest.mark.docker
-def test_desktop_layer_serves_rfb(desktop_layer: str) -> None:  # noqa: F811
+def test_desktop_layer_serves_rfb(desktop_layer: str) -> None:
     """Xvnc starts in the desktop layer and answers with an RFB 3.8 greeting."""
     probe = (
         "import socket, time\n"
@@ -266,7 +266,7 @@ def test_desktop_layer_serves_rfb(desktop_layer: str) -> None:  # noqa: F811
 
 
 @pytest.mark.docker
-def test_save_then_load_round_trips(tmp_path: Path, image_tags: list[str]) -> None:  # noqa: F811
+def test_save_then_load_round_trips(tmp_path: Path, image_tags: list[str]) -> None:
     """An image saved to a tarball and removed comes back with `load`."""
     rootfs = tmp_path / "rootfs.tar"
     with tarfile.open(rootfs, "w") as tar:
@@ -285,7 +285,7 @@ def test_save_then_load_round_trips(tmp_path: Path, image_tags: list[str]) -> No
 
 
 @pytest.mark.docker
-def test_prune_removes_other_versions_only(base_layer: str) -> None:  # noqa: F811
+def test_prune_removes_other_versions_only(base_layer: str) -> None:
     """`hud images prune` untags hud layers of other versions and keeps the current one."""
     old = "hud-base:0.0.0-test"
     docker_cli("tag", base_layer, old, check=True)
@@ -300,7 +300,7 @@ def test_prune_removes_other_versions_only(base_layer: str) -> None:  # noqa: F8
 
 
 @pytest.mark.docker
-def test_list_shows_layers_and_rootfs(base_layer: str) -> None:  # noqa: F811
+def test_list_shows_layers_and_rootfs(base_layer: str) -> None:
     """`hud images list --json` includes the base layer."""
     result = CliRunner().invoke(cli, ["images", "list", "--json"])
     rows = json.loads(result.stdout)
@@ -313,12 +313,12 @@ def test_rootfs_tag_names_the_suite() -> None:
 
 
 @pytest.mark.docker
-def test_base_layer_builds_on_a_plain_debian_root(image_tags: list[str]) -> None:  # noqa: F811
+def test_base_layer_builds_on_a_plain_debian_root(image_tags: list[str]) -> None:
     """On a root without python3/tini (like debian:bookworm-slim) the base layer installs
     them with apt and still works."""
-    from hud.build.rootfs import bootstrap
     from hud.build.docker import inspect_image
     from hud.build.layers import build_layer
+    from hud.build.rootfs import bootstrap
 
     plain = "hud-test-plain:bookworm"
     if inspect_image(plain) is None:

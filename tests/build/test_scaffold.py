@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from hud.build.assets import asset_dir
+from hud.build.scaffold import scaffold, templates
 from hud.cli.main import cli
 from hud.errors import ConfigError
-from hud.build.scaffold import scaffold, templates
 
 LETTER_COUNT = '''\
 from hud import Environment, graders
