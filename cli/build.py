@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import click
-from hud.cli.options import reports_errors
 
 
 @contextlib.contextmanager
@@ -57,7 +56,6 @@ def progress(quiet: bool = False) -> Iterator[Callable[[str], None]]:
               help="May hud pull the default root image from a registry? [default: no, "
                    "bootstrap offline; HUD_PULL=1 to allow]")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
-@reports_errors
 def build(directory: str, tag: str | None, no_cache: bool, base_image: str | None,
           pull: bool | None, as_json: bool) -> None:
     """Build the environment in DIRECTORY (default: .) into a Docker image.

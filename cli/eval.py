@@ -9,40 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hud.cli.options import fail, reports_errors
+from hud.cli.options import fail
+
+if TYPE_CHECKING:
+    from hud.eval.results import Job
 
 
-def _stats(runs: list[Any]) -> dict[str, Any]:
-    rewards = [r.reward for r in runs if r.ok and r.reward is not None]
-    mean = sum(rewards) / len(rewards) if rewards else None
-    std = math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards)) if rewards else None
-    return {"n": len(runs), "completed": len(rewards), "mean": mean, "std": std,
-            "errors": len(runs) - len(rewards),
-            "zero_variance": len(rewards) > 1 and std is not None and std < 1e-12}
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
-def _print_table(job: Any) -> None:
+def _print_table(job: Job) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    stats = job.stats
     table = Table(title=f"job {job.id} — agent {job.agent}, {job.placement}")
     for column in ("task", "n", "mean reward", "std", "errors", "signal"):
         table.add_column(column, justify="left" if column == "task" else "right")
-    for slug, runs in job.results.items():
-        s = _stats(runs)
-        fmt = (lambda v: "-" if v is None else f"{v:.3f}")
-        table.add_row(slug, str(s["n"]), fmt(s["mean"]), fmt(s["std"]), str(s["errors"]),
-                      "none (zero variance)" if s["zero_variance"] else "")
+    for slug, s in stats.tasks.items():
+        table.add_row(slug, str(s.runs), _number(s.mean), _number(s.std), str(s.errors),
+                      "none (zero variance)" if s.zero_variance else "")
     Console(file=sys.stdout, width=max(100, Console().width)).print(table)
-    reward = job.reward
-    click.echo(f"reward {reward:.3f} over {len(job.final_runs) - len(job.errors)} completed runs"
-               if reward is not None else "no run completed", err=False)
+    if stats.mean is None:
+        click.echo("no run completed")
+    elif stats.counted == stats.completed:
+        click.echo(f"reward {stats.mean:.3f} over {stats.completed} completed runs")
+    else:
+        click.echo(f"reward {stats.mean:.3f} over {stats.counted} runs ({stats.completed} "
+                   f"completed; {stats.counted - stats.completed} timed out or failed "
+                   f"grading, counted as 0.0)")
     for run in job.errors:
         click.echo(f"  {run.status}: {run.slug} #{run.index} ({run.trace_id}): {run.error}")
     click.echo(f"job id: {job.id}")
@@ -72,7 +73,6 @@ def _print_table(job: Any) -> None:
               help="docker: processes and threads per rollout container, so a fork bomb stops "
                    "there [default: 1024; 0 or -1: no limit].")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON document.")
-@reports_errors
 def eval_command(source: str, agent: str, model: str | None, group: int,
                  max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
                  retries: int, timeout: float | None, max_steps: int | None,
@@ -110,7 +110,7 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
                                   on_run=progress.advance if progress else None))
     if progress:
         progress.stop()
-    if as_json:
+    if as_json:  # the runs and `stats` (per task and for the job)
         click.echo(job.model_dump_json(indent=2))
     else:
         _print_table(job)
@@ -142,7 +142,6 @@ class _Progress:
 @click.command()
 @click.argument("job_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@reports_errors
 def jobs(job_id: str | None, as_json: bool) -> None:
     """List jobs in the local trace store, or the runs of JOB_ID."""
     from hud.eval.traces import list_jobs, load_job
@@ -163,16 +162,26 @@ def jobs(job_id: str | None, as_json: bool) -> None:
                                | {"runs": len(j.get("runs", []))} for j in listing], indent=2))
         return
     for j in listing:
-        done = [r for r in j.get("runs", []) if r["status"] == "completed"]
-        mean = (sum(r["reward"] for r in done) / len(done)) if done else None
+        mean = _stored_reward(j)
         click.echo(f"{j['id']}\t{j['agent']}\t{len(j.get('runs', []))} runs\t"
                    f"reward {'-' if mean is None else f'{mean:.3f}'}\t{j['placement']}")
+
+
+def _stored_reward(data: dict[str, Any]) -> float | None:
+    """`Job.reward` of a stored job summary; None when it is not one this hud can read."""
+    from pydantic import ValidationError
+
+    from hud.eval.results import Job
+
+    try:
+        return Job.model_validate(data).reward
+    except ValidationError:
+        return None
 
 
 @click.command()
 @click.argument("trace_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
-@reports_errors
 def trace(trace_id: str, as_json: bool) -> None:
     """Render one rollout's trace (prompt, tool calls, answer, grade, timings)."""
     from hud.eval.traces import find_trace, read_trace
@@ -196,7 +205,6 @@ def trace(trace_id: str, as_json: bool) -> None:
 
 @click.command()
 @click.option("--job", "job_id", default=None, help="Only containers of this job.")
-@reports_errors
 def prune(job_id: str | None) -> None:
     """Remove containers left behind by killed eval jobs."""
     from hud.eval.prune import prune_containers

@@ -11,8 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+
 from hud.cli.build import progress
-from hud.cli.options import reports_errors
 
 
 @click.group()
@@ -25,7 +25,6 @@ def images() -> None:
 @click.option("--mirror", default=None, metavar="URL",
               help="Debian mirror [default: the host's apt sources].")
 @click.option("-t", "--tag", default=None, help="Image tag [default: hud-rootfs:SUITE].")
-@reports_errors
 def bootstrap_command(suite: str, mirror: str | None, tag: str | None) -> None:
     """Build a Debian root image with debootstrap + docker import (no registry needed)."""
     from hud.build.rootfs import bootstrap, default_mirror
@@ -48,7 +47,6 @@ def bootstrap_command(suite: str, mirror: str | None, tag: str | None) -> None:
 @click.option("--pull/--no-pull", default=None,
               help="May hud pull the default root image from a registry? [default: no]")
 @click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
-@reports_errors
 def build_command(layer: str, rebuild: bool, no_cache: bool, base_image: str | None,
                   pull: bool | None, as_json: bool) -> None:
     """Build LAYER (and the layers under it); `all` builds base, browser and desktop."""
@@ -68,7 +66,6 @@ def build_command(layer: str, rebuild: bool, no_cache: bool, base_image: str | N
 
 @images.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the images as JSON.")
-@reports_errors
 def list_command(as_json: bool) -> None:
     """List hud's images: root filesystems, layers, and built environments."""
     from hud.build.layers import list_images
@@ -86,7 +83,6 @@ def list_command(as_json: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Tarball to write.")
 @click.argument("refs", nargs=-1)
-@reports_errors
 def save_command(output: str, refs: tuple[str, ...]) -> None:
     """Save images (default: this version's hud layers) to one tarball for another host."""
     from hud.build.layers import save
@@ -97,7 +93,6 @@ def save_command(output: str, refs: tuple[str, ...]) -> None:
 
 @images.command("load")
 @click.argument("file", type=click.Path(dir_okay=False))
-@reports_errors
 def load_command(file: str) -> None:
     """Check and load a tarball made by `hud images save`."""
     from hud.build.layers import load
@@ -109,7 +104,6 @@ def load_command(file: str) -> None:
 @images.command("prune")
 @click.option("--all", "everything", is_flag=True,
               help="Also remove this version's layers and the bootstrapped root images.")
-@reports_errors
 def prune_command(everything: bool) -> None:
     """Remove hud layers of other hud versions (and dangling hud layers)."""
     from hud.build.layers import prune

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from hud.cli.options import reports_errors
 
 
 @click.command()
@@ -11,7 +10,6 @@ from hud.cli.options import reports_errors
 @click.option("-t", "--template", "template", default="coding", show_default=True,
               help="Template to start from (see --list).")
 @click.option("--list", "list_only", is_flag=True, help="List the templates and exit.")
-@reports_errors
 def init(name: str | None, template: str, list_only: bool) -> None:
     """Create the environment directory NAME from a template.
 

@@ -3,14 +3,21 @@
 Loading every command module up front would import pydantic, rich and Docker helpers
 just to send one line to the control socket; `hud task start` must stay fast, so each
 command lives in its own module and is imported only when invoked (or for --help).
+
+The group also reports errors, once for every command (those of `hud task` and
+`hud images` too): a HudError becomes `error: ...` on stderr and exit 1 (see
+`hud.cli.options.report`); click's usage errors keep exit 2.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
+from typing import Any
 
 import click
+
+from hud.cli.options import report
+from hud.errors import HudError
 
 # command name -> (module, attribute, one-line help shown in `hud --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -31,7 +38,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A group that imports a subcommand's module only when that subcommand is used."""
+    """A group that imports a subcommand's module only when that subcommand is used, and
+    reports the HudError that ends any command it runs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HudError as exc:
+            report(exc)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
@@ -39,7 +53,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
             module_name, attr, _ = COMMANDS[cmd_name]
-            return getattr(importlib.import_module(module_name), attr)
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -60,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -1,7 +1,8 @@
 """Options and error handling shared by the commands that talk to a daemon.
 
 Errors raised by the library become one `error: ...` line on stderr (plus a traceback
-the daemon sent, when there is one) and exit code 1; click's usage errors exit 2.
+the daemon sent, when there is one) and exit code 1 (`report`, applied once by the `hud`
+group for every command); click's usage errors exit 2.
 
 A token never rides on argv: every process in the container, the agent's too, reads
 `/proc/PID/cmdline`. `--token VALUE` is refused with a usage error; the token comes from
@@ -10,12 +11,11 @@ A token never rides on argv: every process in the container, the agent's too, re
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -92,26 +92,21 @@ def connection_options(fn: F) -> F:
     return fn
 
 
-def fail(message: str, detail: str | None = None) -> None:
+def fail(message: str, detail: str | None = None) -> NoReturn:
+    """Print `error: MESSAGE` (and `detail`, e.g. a traceback) on stderr and exit 1."""
     click.echo(f"error: {message}", err=True)
     if detail:
         click.echo(detail.rstrip(), err=True)
     sys.exit(1)
 
 
-def reports_errors(fn: F) -> F:
-    """Turn HudError into `error: ...` on stderr and exit 1."""
+def report(exc: HudError) -> NoReturn:
+    """Report a HudError that ended a command: one `error: ...` line, then the traceback
+    the daemon sent (RemoteError) or the error carries (EnvLoadError, TaskError); exit 1.
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RemoteError as exc:
-            detail = None
-            if isinstance(exc.data, dict) and exc.data.get("traceback"):
-                detail = exc.data["traceback"]
-            fail(str(exc), detail)
-        except HudError as exc:
-            fail(str(exc), getattr(exc, "traceback", None) or None)
-
-    return wrapper  # type: ignore[return-value]
+    `hud`'s group (hud.cli.main) calls this for every command, so none repeats it.
+    """
+    if isinstance(exc, RemoteError):
+        detail = exc.data.get("traceback") if isinstance(exc.data, dict) else None
+        fail(str(exc), detail or None)
+    fail(str(exc), getattr(exc, "traceback", None) or None)

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from hud.cli.options import reports_errors, token_options
+from hud.cli.options import token_options
 
 
 def _parse_tcp(value: str | None) -> tuple[str, int] | None:
@@ -63,7 +63,6 @@ def _setup_logging(log_file: str | None, verbose: bool) -> None:
 @click.option("--log-file", default=None, type=click.Path(dir_okay=False),
               help="Also write the log here [default: /run/hud/serve.log as root].")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-@reports_errors
 def serve(module: str | None, socket_path: str | None, tcp: str | None, token: str | None,
           max_connections: int, idle_timeout: float, auth_timeout: float, session_ttl: float,
           max_frame: int, log_file: str | None, verbose: bool) -> None:
@@ -71,8 +70,8 @@ def serve(module: str | None, socket_path: str | None, tcp: str | None, token: s
     $HUD_ENV or the current directory) and serve its tasks until SIGTERM."""
     from pathlib import Path
 
-    from hud.serve.daemon import Daemon, DaemonConfig, protect_from_oom, take_secret_env
     from hud.paths import default_log_path, default_socket_path
+    from hud.serve.daemon import Daemon, DaemonConfig, protect_from_oom, take_secret_env
 
     from_env = take_secret_env("HUD_TOKEN")  # always: no child of the daemon inherits it
     token = token or from_env

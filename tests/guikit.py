@@ -1,5 +1,5 @@
 """Helpers for the browser and desktop tests: real binaries, a real in-process daemon,
-real tunnels (the `local` placement), and a TCP forwarder for clients that want a URL."""
+real tunnels (the `local` placement), and hud's LocalPort for clients that want a URL."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from hud.clients.bindings import LocalPort
 from hud.environment import Environment
 from hud.eval.placement import Lease, LocalPlacement
 from hud.eval.rollout import RunContext
 from hud.eval.traces import TraceWriter
-from hud.serve.tunnel import splice
 
 
 def need(*binaries: str) -> None:
@@ -59,24 +59,12 @@ async def run_context(env: Environment, trace_dir: Path) -> AsyncIterator[RunCon
 @contextlib.asynccontextmanager
 async def forwarder(lease: Lease, name: str) -> AsyncIterator[int]:
     """A loopback port whose every connection is a fresh tunnel to capability `name`."""
-    tasks: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await lease.tunnel(name)
-        await splice(reader, writer, up_reader, up_writer)
-
-    def spawn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(handle(reader, writer))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    server = await asyncio.start_server(spawn, "127.0.0.1", 0)
+    port = LocalPort(lease.tunnel, name)
+    await port.start()
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield port.port
     finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
+        await port.stop()
 
 
 def colours(rgb: bytes, step: int = 101) -> int:

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from hud.errors import InfraError
 from hud.proc import DEFAULT_LIMIT, arun, run
-
 from tests.sshkit import alive, until
 
 MIB = 1 << 20
@@ -46,6 +46,26 @@ def test_run_is_the_blocking_twin() -> None:
 async def test_run_works_inside_a_running_loop() -> None:
     """Synchronous code called from async code can still use run."""
     assert run(["echo", "nested"], timeout=30).stdout == "nested\n"
+
+
+def test_run_missing_program_is_an_infra_error() -> None:
+    """run, like arun, names a program that is not installed in an InfraError."""
+    with pytest.raises(InfraError, match="'no-such-hud-program' is not installed"):
+        run(["no-such-hud-program"], timeout=30)
+
+
+def test_run_timeout_kills_the_program_and_raises(tmp_path: Path) -> None:
+    """run, like arun, kills a program past its timeout and raises InfraError."""
+    pidfile = tmp_path / "pid"
+    with pytest.raises(InfraError, match=r"did not finish within 0\.5s and was killed"):
+        run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 300"], timeout=0.5)
+    assert asyncio.run(until(lambda: not alive(int(pidfile.read_text()))))
+
+
+def test_run_limit_must_be_positive() -> None:
+    """run, like arun, refuses a limit of 0 bytes with the fix."""
+    with pytest.raises(ValueError, match="limit=0 bytes; give a positive bound"):
+        run(["true"], timeout=30, limit=0)
 
 
 async def test_missing_program_is_an_infra_error() -> None:

@@ -4,21 +4,68 @@
     job = await Taskset(count_letter(word=w) for w in words).run(agent, group=16)
     for runs in job.results.values():
         advantages = group_relative([r.reward for r in runs], normalize_std=True)
+
+Names are exported lazily (PEP 562), as in `hud` and `hud.robot`: importing one module of
+the package (an agent reading `hud.eval.traces`) does not import the runner and every
+placement, so `hud.agents` and `hud.eval` do not import each other.
 """
 
-from hud.eval.placement import AttachPlacement, DockerPlacement, LocalPlacement, Placement
-from hud.eval.results import Job, Run, group_relative
-from hud.agents.context import RunContext
-from hud.eval.taskset import Taskset
+from __future__ import annotations
 
-__all__ = sorted([
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
+    from hud.agents.context import RunContext as RunContext
+    from hud.eval.placement import AttachPlacement as AttachPlacement
+    from hud.eval.placement import DockerPlacement as DockerPlacement
+    from hud.eval.placement import LocalPlacement as LocalPlacement
+    from hud.eval.placement import Placement as Placement
+    from hud.eval.results import Job as Job
+    from hud.eval.results import JobStats as JobStats
+    from hud.eval.results import Run as Run
+    from hud.eval.results import TaskStats as TaskStats
+    from hud.eval.results import group_relative as group_relative
+    from hud.eval.taskset import Taskset as Taskset
+
+# public name -> defining module
+_EXPORTS: dict[str, str] = {
+    "AttachPlacement": "hud.eval.placement",
+    "DockerPlacement": "hud.eval.placement",
+    "Job": "hud.eval.results",
+    "JobStats": "hud.eval.results",
+    "LocalPlacement": "hud.eval.placement",
+    "Placement": "hud.eval.placement",
+    "Run": "hud.eval.results",
+    "RunContext": "hud.agents.context",
+    "TaskStats": "hud.eval.results",
+    "Taskset": "hud.eval.taskset",
+    "group_relative": "hud.eval.results",
+}
+
+__all__ = [
     "AttachPlacement",
     "DockerPlacement",
     "Job",
+    "JobStats",
     "LocalPlacement",
     "Placement",
     "Run",
     "RunContext",
+    "TaskStats",
     "Taskset",
     "group_relative",
-])
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hud.eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,21 +14,26 @@ outcome and counts; only what the rollout could not cause is left out and retrie
 
 Infra and agent errors are never a reward: they are left out of `Job.reward`, and
 `retries` re-runs infra errors so a GRPO group is never silently smaller.
+
+`Job.stats` (per task and for the whole job) applies the same rule, so the table and the
+JSON of `hud eval` agree with `Job.reward`; it is serialized with the job.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from hud.task import Task
 
 Status = Literal["completed", "timeout", "grade_error", "agent_error", "infra_error"]
 #: statuses that are the agent's outcome: counted in `Job.reward` (a missing reward as 0)
 COUNTED: frozenset[str] = frozenset({"completed", "timeout", "grade_error"})
+#: a std below this is no variance: a group with no learning signal
+ZERO_STD = 1e-12
 
 
 class Run(BaseModel):
@@ -58,6 +63,74 @@ class Run(BaseModel):
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+
+def _rewards(runs: Sequence[Run]) -> list[float]:
+    """The rewards that count (the agent's outcomes), a missing one as 0.0."""
+    return [r.reward or 0.0 for r in runs if r.status in COUNTED]
+
+
+def _stats_fields(runs: Sequence[Run]) -> dict[str, Any]:
+    """The fields of `Stats` for `runs`, as keyword arguments."""
+    rewards = _rewards(runs)
+    mean = sum(rewards) / len(rewards) if rewards else None
+    std = (math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards))
+           if mean is not None else None)
+    by_status = dict.fromkeys(get_args(Status), 0)
+    for run in runs:
+        by_status[run.status] += 1
+    return {"runs": len(runs), "completed": by_status["completed"], "counted": len(rewards),
+            "errors": len(runs) - by_status["completed"], "mean": mean, "std": std,
+            "by_status": by_status}
+
+
+class Stats(BaseModel):
+    """Counts and reward statistics over final runs (one per group member).
+
+    `mean` and `std` (population) are over the `counted` runs, the agent's outcomes
+    (completed, timeout, grade_error; a missing reward as 0.0), the same rule as
+    `Job.reward`; both are None when no run counts. `errors` counts the runs that did not
+    complete; `by_status` has every status, zeros included.
+    """
+
+    runs: int
+    completed: int
+    counted: int
+    errors: int
+    mean: float | None
+    std: float | None
+    by_status: dict[str, int]
+
+
+class TaskStats(Stats):
+    """One task's group. `zero_variance`: two or more counted runs, all with the same
+    reward, so the group gives GRPO no learning signal (its advantages are all 0)."""
+
+    zero_variance: bool
+
+    @classmethod
+    def of(cls, runs: Sequence[Run]) -> TaskStats:
+        """The statistics of one task's final runs."""
+        fields = _stats_fields(runs)
+        std = fields["std"]
+        return cls(**fields, zero_variance=fields["counted"] > 1 and std is not None
+                   and std < ZERO_STD)
+
+
+class JobStats(Stats):
+    """A whole job: its final runs together, each task's in `tasks`, and the slugs of the
+    tasks whose group has zero variance."""
+
+    tasks: dict[str, TaskStats]
+    zero_variance_tasks: list[str]
+
+    @classmethod
+    def of(cls, results: dict[str, list[Run]]) -> JobStats:
+        """The statistics of a job's `results` (slug -> final runs)."""
+        tasks = {slug: TaskStats.of(runs) for slug, runs in results.items()}
+        return cls(**_stats_fields([run for runs in results.values() for run in runs]),
+                   tasks=tasks,
+                   zero_variance_tasks=[slug for slug, t in tasks.items() if t.zero_variance])
 
 
 class Job(BaseModel):
@@ -90,8 +163,15 @@ class Job(BaseModel):
     def reward(self) -> float | None:
         """Mean reward over the runs that are the agent's outcome (completed, timeout,
         grade_error — the latter two as 0.0); None when there are none."""
-        rewards = [r.reward or 0.0 for r in self.final_runs if r.status in COUNTED]
+        rewards = _rewards(self.final_runs)
         return sum(rewards) / len(rewards) if rewards else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stats(self) -> JobStats:
+        """Counts by status, mean and std of the reward, and zero-variance groups, for the
+        job and per task, over the final runs (see `Stats`). Part of the job's JSON."""
+        return JobStats.of(self.results)
 
     @property
     def errors(self) -> list[Run]:

@@ -40,6 +40,44 @@ def test_eval_json_and_jobs_and_trace(tmp_path: Path) -> None:
     assert rendered.returncode == 0 and "grade" in rendered.stdout and "score" in rendered.stdout
 
 
+def test_eval_json_carries_the_job_statistics(tmp_path: Path) -> None:
+    """--json has `stats`: counts by status, mean reward, and each task's group."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "oracle", "--group", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)["stats"]
+    assert (stats["runs"], stats["by_status"]["completed"], stats["mean"]) == (6, 6, 1.0)
+    assert stats["tasks"]["count_letter"] | {"by_status": None} == {
+        "runs": 2, "completed": 2, "counted": 2, "errors": 0, "mean": 1.0, "std": 0.0,
+        "zero_variance": True, "by_status": None}
+    assert sorted(stats["zero_variance_tasks"]) == sorted(stats["tasks"]) and len(stats["tasks"]) == 3
+
+
+def test_eval_table_counts_grade_errors_as_zero(tmp_path: Path) -> None:
+    """A grader that raised is the agent's outcome: in its task's mean as 0.0, and the
+    job's reward line says how many runs counted that way."""
+    done = hud(tmp_path, "eval", str(ENVS / "faults.py"), "nop", "--group", "2",
+               "--task", "raises_in_grading", "--task", "count_letter")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if "raises_in_grading " in line)
+    assert [cell.strip() for cell in row.split("│")[2:6]] == ["2", "0.000", "0.000", "2"]
+    assert ("reward 0.000 over 4 runs (2 completed; 2 timed out or failed grading, counted "
+            "as 0.0)") in " ".join(done.stdout.split())
+
+
+def test_jobs_lists_each_jobs_reward(tmp_path: Path) -> None:
+    """`hud jobs` shows Job.reward of a stored job: a timed-out run counts as 0.0."""
+    from hud.eval import Job, Run
+    from hud.eval.traces import write_job
+    from hud.task import Task
+
+    runs = [Run(trace_id=f"t{i}", job_id="job1", task=Task(env="e", id="t"), group_id="g",
+                index=i, status=status, reward=reward)
+            for i, (status, reward) in enumerate([("completed", 1.0), ("timeout", None)])]
+    write_job(Job(id="job1", agent="nop", placement="local", group=2, runs=runs),
+              tmp_path / "runs")
+    assert hud(tmp_path, "jobs").stdout == "job1\tnop\t2 runs\treward 0.500\tlocal\n"
+
+
 def test_eval_unknown_agent_exits_1(tmp_path: Path) -> None:
     """An unknown agent is an error before anything runs."""
     done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "martian")

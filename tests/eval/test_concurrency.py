@@ -12,9 +12,9 @@ import pytest
 
 import hud
 from hud import Environment
-from hud.serve.daemon import Daemon, DaemonConfig
 from hud.errors import ProtocolError
 from hud.eval import AttachPlacement, Taskset
+from hud.serve.daemon import Daemon, DaemonConfig
 from tests.manifestkit import valid_manifest, with_field
 
 TOKEN = "test-token-not-secret"

@@ -9,23 +9,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hud.agents import NopAgent, OracleAgent
 from hud.eval import DockerPlacement, Taskset
-from tests.docker_fixtures import (base_layer, containers, docker_cli, env_dir,  # noqa: F401
-                                   image_tags, unique_tag)
+from tests.docker_fixtures import base_layer, containers, docker_cli, env_dir, image_tags, unique_tag  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
-LETTERS = (Path(__file__).resolve().parent.parent / "envs" / "letters.py").read_text()
+LETTERS_PY = Path(__file__).resolve().parent.parent / "envs" / "letters.py"
+LETTERS = LETTERS_PY.read_text()
 
 
 @pytest.fixture(scope="module")
-def letters_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def letters_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path_factory.mktemp("letters"), "letters", LETTERS)
@@ -85,7 +84,7 @@ finally:
 
 
 @pytest.fixture(scope="module")
-def shared_env(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def shared_env(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path_factory.mktemp("shared"), "shared", SHARED)
@@ -102,7 +101,7 @@ def job_containers(job_id: str) -> list[str]:
 
 async def test_oracle_and_nop_in_docker_placement(letters_image: str) -> None:
     """Oracle grades 1.0 and nop 0.0 in fresh containers, all removed afterwards."""
-    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    tasks = Taskset.from_source(LETTERS_PY)
     oracle = await tasks.run(OracleAgent(), group=2, runtime=f"docker:{letters_image}")
     assert oracle.reward == 1.0, [r.error for r in oracle.errors]
     assert {r.placement["container"] for r in oracle.runs}.__len__() == 6  # one per rollout
@@ -122,7 +121,7 @@ async def test_rollout_containers_have_no_network(letters_image: str) -> None:
         seen["config"] = done.stdout.strip()
         return await run.solve()
 
-    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    tasks = Taskset.from_source(LETTERS_PY)
     job = await tasks.filter(["count_letter-7723267a"]).run(inspect, runtime=f"docker:{letters_image}")
     assert job.reward == 1.0
     assert seen["config"] == "none [ALL]"
@@ -138,8 +137,9 @@ async def test_container_killed_mid_rollout_is_infra_error_and_retried(letters_i
             docker_cli("kill", run._lease.info["container"], check=True)
         return await run.solve()
 
-    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
-    job = await tasks.filter(["count_letter-7723267a"]).run(killer, runtime=f"docker:{letters_image}", retries=1)
+    tasks = Taskset.from_source(LETTERS_PY)
+    job = await tasks.filter(["count_letter-7723267a"]).run(
+        killer, runtime=f"docker:{letters_image}", retries=1)
     first, second = sorted(job.runs, key=lambda r: r.attempt)
     assert first.status == "infra_error" and first.reward is None
     assert "container" in first.error
@@ -153,11 +153,12 @@ def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp
     script.write_text(
         "import asyncio, sys\n"
         "from hud.eval import Taskset\n"
-        f"tasks = Taskset.from_source({str(Path(__file__).resolve().parent.parent / 'envs' / 'letters.py')!r})\n"
+        f"tasks = Taskset.from_source({str(LETTERS_PY)!r})\n"
         "async def sleepy(run):\n"
         "    print('AGENT-RUNNING', flush=True)\n"
         "    await asyncio.sleep(600)\n"
-        f"asyncio.run(tasks.filter(['count_letter-7723267a']).run(sleepy, runtime='docker:{letters_image}'))\n"
+        "asyncio.run(tasks.filter(['count_letter-7723267a'])"
+        f".run(sleepy, runtime='docker:{letters_image}'))\n"
     )
     env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs")}
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
@@ -213,7 +214,7 @@ async def test_rollout_containers_have_a_pids_limit(letters_image: str) -> None:
         seen["limit"] = done.stdout.strip()
         return await run.solve()
 
-    tasks = Taskset.from_source(Path(__file__).resolve().parent.parent / "envs" / "letters.py")
+    tasks = Taskset.from_source(LETTERS_PY)
     job = await tasks.filter(["count_letter-7723267a"]).run(inspect, runtime=f"docker:{letters_image}")
     assert job.reward == 1.0 and seen["limit"] == "1024"
 
@@ -240,7 +241,7 @@ async def test_an_agents_fork_loop_stops_at_the_pids_limit(shared_env) -> None: 
     assert seen["limit"] == "200" and why == "EAGAIN" and 0 < int(count) < 200
 
 
-async def test_oracle_group_on_one_running_container_all_score(shared_env, containers) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_oracle_group_on_one_running_container_all_score(shared_env, containers) -> None:  # type: ignore[no-untyped-def]
     """A group of 4 against one running container sharing /workspace: every member 1.0."""
     folder, tag = shared_env
     name = containers.run(tag, options=("--network", "none"))

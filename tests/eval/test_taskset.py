@@ -20,7 +20,8 @@ LETTERS = str(ENVS / "letters.py")
 
 def test_from_source_lists_the_envs_tasks() -> None:
     """A tasks.py source gives its listed tasks."""
-    assert [t.args for t in Taskset.from_source(LETTERS)] == [{}, {"word": "raspberry"}, {"word": "blueberry"}]
+    assert [t.args for t in Taskset.from_source(LETTERS)] == [
+        {}, {"word": "raspberry"}, {"word": "blueberry"}]
 
 
 def test_to_file_and_back(tmp_path: Path) -> None:
@@ -163,7 +164,8 @@ async def test_traces_are_written(runs_dir: Path) -> None:
     job = await Taskset.from_source(LETTERS).filter(["count_letter"]).run(OracleAgent())
     run = job.runs[0]
     events = read_trace(runs_dir / job.id / f"{run.trace_id}.jsonl")
-    assert [e["type"] for e in events] == ["rollout", "placement", "start", "oracle", "answer", "grade", "end"]
+    assert [e["type"] for e in events] == [
+        "rollout", "placement", "start", "oracle", "answer", "grade", "end"]
     assert set(run.timings) == {"placement", "start", "agent", "grade", "teardown"}
     summary = json.loads((runs_dir / job.id / "job.json").read_text())
     assert summary["runs"][0]["reward"] == 1.0
