@@ -47,10 +47,11 @@ async def timed(step: Callable[[], Awaitable[object]], runs: int) -> list[float]
 async def main(runs: int) -> None:
     bare = rss_mb()
     import asyncssh
-    from hud.capabilities.mcp import Tools
-    from hud.capabilities.ssh import Workspace
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
+
+    from hud.capabilities.mcp import Tools
+    from hud.capabilities.ssh import Workspace
 
     root = tempfile.mkdtemp(prefix="hud-bench-")
     workspace = Workspace(root, user=None)

@@ -47,8 +47,8 @@ async def main() -> None:
 
     from hud.agents import OracleAgent
     from hud.build.env_image import build_env
-    from hud.eval import DockerPlacement, Taskset
     from hud.build.scaffold import scaffold
+    from hud.eval import DockerPlacement, Taskset
 
     os.environ.setdefault("HUD_RUNS_DIR", tempfile.mkdtemp(prefix="hud-bench-runs-"))
     work = Path(tempfile.mkdtemp(prefix="hud-bench-eval-"))

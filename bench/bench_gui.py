@@ -26,14 +26,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hud.capabilities.chromium import LOOPBACK_ONLY, BrowserCapability  # noqa: E402
-from hud.clients.cdp import CDP  # noqa: E402
-from hud.capabilities.desktop import DesktopCapability  # noqa: E402
-from hud.environment import Environment  # noqa: E402
-from hud.eval.placement import LocalPlacement  # noqa: E402
-from hud.clients.rfb import RFBClient  # noqa: E402
-from hud.capabilities.service import Service  # noqa: E402
-from hud.capabilities.users import resolve_user  # noqa: E402
+from hud.capabilities.chromium import LOOPBACK_ONLY, BrowserCapability
+from hud.capabilities.desktop import DesktopCapability
+from hud.capabilities.service import Service
+from hud.capabilities.users import resolve_user
+from hud.clients.cdp import CDP
+from hud.clients.rfb import RFBClient
+from hud.environment import Environment
+from hud.eval.placement import LocalPlacement
 
 PAGE = "data:text/html,<h1 style='font-size:80px'>hud bench</h1>"
 

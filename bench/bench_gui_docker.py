@@ -102,7 +102,7 @@ async def main() -> None:
     print(f"{'layer':<10}{'docker run --rm true':>22}{'start → answering':>20}{'ratio':>8}")
     for template, base, start, _ in rows:
         print(f"{template:<10}{base * 1000:>19.0f} ms{start * 1000:>17.0f} ms{start / base:>8.2f}")
-    for template, _, _, shots in rows:
+    for _, _, _, shots in rows:
         if shots:
             print(f"\nVNC screenshot over the exec tunnel (PNG), median of {len(shots)}: "
                   f"{statistics.median(shots) * 1000:.0f} ms")

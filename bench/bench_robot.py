@@ -38,9 +38,9 @@ import numpy as np
 
 os.environ.setdefault("HUD_RUNS_DIR", tempfile.mkdtemp(prefix="hud-bench-runs-"))
 
-from hud import Environment  # noqa: E402
-from hud.eval.placement import AttachPlacement, LocalPlacement, Placement  # noqa: E402
-from hud.robot import RobotCapability, RobotClient  # noqa: E402
+from hud import Environment
+from hud.eval.placement import AttachPlacement, LocalPlacement, Placement
+from hud.robot import RobotCapability, RobotClient
 
 FRAME = 128
 ENV_ID = "Reacher-v5"

@@ -7,9 +7,27 @@ path behind `hud task start` — does not import pydantic or anything else it do
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
+    from hud.clients.attach import RemoteEnv as RemoteEnv
+    from hud.clients.attach import attach as attach
+    from hud.environment import Environment as Environment
+    from hud.errors import ConfigError as ConfigError
+    from hud.errors import DaemonUnavailable as DaemonUnavailable
+    from hud.errors import DockerError as DockerError
+    from hud.errors import EnvLoadError as EnvLoadError
+    from hud.errors import HudError as HudError
+    from hud.errors import InfraError as InfraError
+    from hud.errors import ProtocolError as ProtocolError
+    from hud.errors import RemoteError as RemoteError
+    from hud.errors import TaskError as TaskError
+    from hud.messages import Binding as Binding
+    from hud.messages import Manifest as Manifest
+    from hud.task import Task as Task
+    from hud.template import Template as Template
 
 # public name -> defining private module
 _EXPORTS: dict[str, str] = {
@@ -31,7 +49,24 @@ _EXPORTS: dict[str, str] = {
     "Template": "hud.environment",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Binding",
+    "ConfigError",
+    "DaemonUnavailable",
+    "DockerError",
+    "EnvLoadError",
+    "Environment",
+    "HudError",
+    "InfraError",
+    "Manifest",
+    "ProtocolError",
+    "RemoteEnv",
+    "RemoteError",
+    "Task",
+    "TaskError",
+    "Template",
+    "attach",
+]
 
 
 def __getattr__(name: str) -> Any:

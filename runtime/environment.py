@@ -24,8 +24,8 @@ each other (e.g. one simulator slot per session).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -41,7 +41,19 @@ from hud.template import (
     check_limit,
 )
 
+if TYPE_CHECKING:  # the capability modules load only when a method below is called
+    from hud.capabilities.chromium import BrowserCapability
+    from hud.capabilities.desktop import DesktopCapability
+    from hud.capabilities.mcp import Tools
+    from hud.capabilities.ssh import Workspace
+    from hud.robot.bridge import SimBridge, SuccessFn
+    from hud.robot.server import RobotCapability
+
 LAYERS = ("base", "browser", "desktop")
+CapabilityT = TypeVar("CapabilityT", bound=Capability)
+#: a template function: an async generator (answer = yield prompt; yield reward)
+TemplateFn = Callable[..., AsyncGenerator[Any, Any]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Environments created in this process, by name: lets a Taskset of minted tasks find its
 # environment for the in-process (`local`) placement. Weak, so tests don't leak them.
@@ -95,9 +107,9 @@ class Environment:
         self.version = version
         self.layer = layer
         self.concurrency = concurrency
-        self.setup_timeout: float = check_limit("setup_timeout", setup_timeout)  # type: ignore[assignment]
-        self.grade_timeout: float = check_limit("grade_timeout", grade_timeout)  # type: ignore[assignment]
-        self.stall_timeout: float = check_limit("stall_timeout", stall_timeout)  # type: ignore[assignment]
+        self.setup_timeout = check_limit("setup_timeout", setup_timeout)
+        self.grade_timeout = check_limit("grade_timeout", grade_timeout)
+        self.stall_timeout = check_limit("stall_timeout", stall_timeout)
         self.templates: dict[str, Template] = {}
         self.tasks: list[Task] = []
         self.capabilities: dict[str, Capability] = {}
@@ -108,16 +120,28 @@ class Environment:
     def __repr__(self) -> str:
         return f"<Environment {self.name} {self.version}: {len(self.templates)} templates>"
 
+    @overload
+    def template(self, fn: TemplateFn, *, id: str | None = None,
+                 description: str | None = None, setup_timeout: float | None = None,
+                 grade_timeout: float | None = None,
+                 stall_timeout: float | None = None) -> Template: ...
+
+    @overload
+    def template(self, fn: None = None, *, id: str | None = None,
+                 description: str | None = None, setup_timeout: float | None = None,
+                 grade_timeout: float | None = None,
+                 stall_timeout: float | None = None) -> Callable[[TemplateFn], Template]: ...
+
     def template(
         self,
-        fn: Callable[..., Any] | None = None,
+        fn: TemplateFn | None = None,
         *,
         id: str | None = None,
         description: str | None = None,
         setup_timeout: float | None = None,
         grade_timeout: float | None = None,
         stall_timeout: float | None = None,
-    ) -> Any:
+    ) -> Template | Callable[[TemplateFn], Template]:
         """Register an async generator as a task template (`@env.template()`).
 
         `setup_timeout`, `grade_timeout` and `stall_timeout` (seconds) override the
@@ -129,8 +153,8 @@ class Environment:
                 positive number of seconds.
         """
 
-        def register(func: Callable[..., Any]) -> Template:
-            template_id = id or getattr(func, "__name__", "")
+        def register(func: TemplateFn) -> Template:
+            template_id = id or str(getattr(func, "__name__", ""))
             if template_id in self.templates:
                 raise ConfigError(f"template id {template_id!r} is registered twice in {self.name!r}")
             template = Template(self, func, template_id, description,
@@ -150,6 +174,13 @@ class Environment:
         """Register a hook the daemon runs at shutdown; hooks run in reverse order."""
         self.shutdown_hooks.append(fn)
         return fn
+
+    @overload
+    def add_capability(self, capability: CapabilityT) -> CapabilityT: ...
+
+    @overload
+    def add_capability(self, capability: str, protocol: str | None = None, url: str | None = None,
+                       params: dict[str, Any] | None = None) -> Capability: ...
 
     def add_capability(
         self,
@@ -189,7 +220,7 @@ class Environment:
         return capability
 
     def workspace(self, root: str = "/workspace", *, user: str | None = "agent",
-                  name: str = "shell", env: dict[str, str] | None = None) -> Any:
+                  name: str = "shell", env: dict[str, str] | None = None) -> Workspace:
         """Give the agent a shell and files in `root` over ssh (`ssh/2`), as `user`.
 
         Returns the `hud.capabilities.ssh.Workspace`; template code uses its `run(cmd, user=...)`
@@ -203,7 +234,7 @@ class Environment:
         return self.add_capability(Workspace(root, user=user, name=name, env=env))
 
     @property
-    def tools(self) -> Any:
+    def tools(self) -> Tools:
         """The environment's MCP tool server (`mcp/2025-11-25`), created on first use."""
         from hud.capabilities.mcp import Tools
 
@@ -212,14 +243,15 @@ class Environment:
             return existing[0]
         return self.add_capability(Tools(server_name=self.name))
 
-    def tool(self, name: str | None = None, *, description: str | None = None) -> Any:
+    def tool(self, name: str | None = None, *,
+             description: str | None = None) -> Callable[[F], F]:
         """Decorator: offer a function to the agent as an MCP tool (`@env.tool()`).
 
         Its type hints become the input schema and its docstring the description.
         """
         return self.tools.tool(name, description=description)
 
-    def browser(self, name: str = "browser", **options: Any) -> Any:
+    def browser(self, name: str = "browser", **options: Any) -> BrowserCapability:
         """Run Chromium for the agent (`cdp/1.3`, headless, as the agent user); needs the
         browser image layer (sets `layer="browser"` unless a desktop was asked for).
         Options go to `hud.capabilities.chromium.BrowserCapability` (user, width, height, max_tabs,
@@ -235,7 +267,7 @@ class Environment:
             self.layer = "browser"
         return self.add_capability(BrowserCapability(name, **options))
 
-    def desktop(self, name: str = "desktop", **options: Any) -> Any:
+    def desktop(self, name: str = "desktop", **options: Any) -> DesktopCapability:
         """Run a virtual display with a window manager and a VNC server (`rfb/3.8`) for
         the agent; needs the desktop image layer (sets `layer="desktop"`). Options go to
         `hud.capabilities.desktop.DesktopCapability` (user, width, height, window_manager, ...).
@@ -249,29 +281,30 @@ class Environment:
         return self.add_capability(DesktopCapability(name, **options))
 
     def gym(self, env: Any, *, name: str = "robot", slots: int = 1, camera: int | None = None,
-            max_steps: int | None = None, success: Callable[[dict, dict], bool] | None = None,
-            **make_kwargs: Any) -> Any:
+            max_steps: int | None = None, success: SuccessFn | None = None,
+            **make_kwargs: Any) -> RobotCapability:
         """Serve a gymnasium environment (an id, an env object or a factory) as a `robot`
         capability (`openpi/0`); needs the `robot` extra. Returns the RobotCapability.
 
         Raises:
             ConfigError: the name is taken.
         """
-        from hud.robot import RobotCapability
+        from hud.robot.server import RobotCapability
 
         return self.add_capability(RobotCapability.gym(
             env, name=name, slots=slots, camera=camera, max_steps=max_steps, success=success,
             **make_kwargs))
 
-    def robot(self, sim: Any, *, name: str = "robot", slots: int = 1,
-              max_steps: int | None = None, slot_timeout: float = 30.0) -> Any:
+    def robot(self, sim: SimBridge | Callable[[], SimBridge], *, name: str = "robot",
+              slots: int = 1, max_steps: int | None = None,
+              slot_timeout: float = 30.0) -> RobotCapability:
         """Serve a custom simulator (a `hud.robot.SimBridge` or a factory of one) as a
         `robot` capability. Returns the RobotCapability.
 
         Raises:
             ConfigError: the name is taken.
         """
-        from hud.robot import RobotCapability
+        from hud.robot.server import RobotCapability
 
         return self.add_capability(RobotCapability(sim, name=name, slots=slots,
                                                    max_steps=max_steps, slot_timeout=slot_timeout))
@@ -302,7 +335,8 @@ class Environment:
                 continue  # has required args: start it by id with --args
         return listed
 
-    def resolve(self, name: str, args: dict[str, Any] | None = None) -> tuple[Template, dict]:
+    def resolve(self, name: str,
+                args: dict[str, Any] | None = None) -> tuple[Template, dict[str, Any]]:
         """Find what `name` starts: a listed task's slug, or a template id with `args`.
 
         Raises:

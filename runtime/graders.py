@@ -38,11 +38,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hud import nofollow
-from hud.grading.bounded import RESULT_FD, MiB, Limits, Outcome, size_text
-from hud.grading.calls import MISSING, Case, as_json, describe, parse_results, short
-from hud.errors import ConfigError
-from hud.grading.sandbox import Sandbox
 from hud.capabilities.users import USER_PATH
+from hud.errors import ConfigError
+from hud.grading.bounded import RESULT_FD, Limits, MiB, Outcome, size_text
+from hud.grading.calls import MISSING, Case, as_json, describe, parse_results, short
+from hud.grading.sandbox import Sandbox
 
 __all__ = ["Case", "Limits", "command", "exact_answer", "file_content", "python_calls"]
 
@@ -113,7 +113,7 @@ def file_content(path: str, expect: str | bytes | Callable[[str], Any], *,
     if callable(expect):
         try:
             ok = bool(expect(text))
-        except Exception as exc:  # the agent's content made the predicate fail
+        except Exception as exc:  # noqa: BLE001 - the agent's content made the predicate fail
             return _reward(0.0, reason=f"expect raised {type(exc).__name__}: {exc}")
     else:
         ok = text.strip() == expect.strip() if strip else text == expect
@@ -194,7 +194,7 @@ async def python_calls(project_dir: str, *, include: Sequence[str], cases: Seque
     if isinstance(results, str):
         reason = results if out.failure else f"{results}; {_why(out, limits)}"
         return _reward(0.0, reason=reason, **info)
-    passed = [case.check(result) for case, result in zip(cases, results)]
+    passed = [case.check(result) for case, result in zip(cases, results, strict=True)]
     failed = [{"case": i, "call": cases[i].call, "got": describe(results[i])}
               for i, ok in enumerate(passed) if not ok]
     if any("builtins.MemoryError" in r.get("raised", []) for r in results):
@@ -255,7 +255,7 @@ async def command(project_dir: str | None, argv: Sequence[str], *,
         if callable(expect_stdout):
             try:
                 ok = bool(expect_stdout(text))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the agent's output made the predicate fail
                 return _reward(0.0, reason=f"expect_stdout raised {type(exc).__name__}", **info)
         else:
             ok = _lines(text) == _lines(expect_stdout)

@@ -137,7 +137,7 @@ async def arun(
         _kill(transport)
         try:
             await asyncio.wait_for(asyncio.shield(capture.closed), KILL_WAIT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise InfraError(f"{' '.join(argv)!r} was killed but did not exit within "
                              f"{KILL_WAIT:g}s") from None
         if not capture.overflow.done():

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_jsonable_python
@@ -46,7 +46,13 @@ class TaskLimits:
     stall: float = DEFAULT_STALL_TIMEOUT
 
 
-def check_limit(name: str, value: float | None) -> float | None:
+@overload
+def check_limit(name: str, value: float) -> float: ...
+@overload
+def check_limit(name: str, value: float | None) -> float | None: ...
+
+
+def check_limit(name: str, value: object) -> float | None:
     """`value` if it is None or a positive finite number of seconds.
 
     Raises:
@@ -76,7 +82,7 @@ class Template:
     def __init__(
         self,
         env: Environment,
-        fn: Callable[..., Any],
+        fn: Callable[..., AsyncGenerator[Any, Any]],
         id: str,
         description: str | None,
         *,
@@ -113,7 +119,7 @@ class Template:
             annotation = Any if param.annotation is param.empty else param.annotation
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (annotation, default)
-        self.args_model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        self.args_model: type[BaseModel] = create_model(
             f"{id}_args", __config__=ConfigDict(extra="forbid"), **fields
         )
 
@@ -175,7 +181,7 @@ class Template:
         self.solution_fn = fn
         return fn
 
-    def open(self, args: dict[str, Any]) -> Any:
+    def open(self, args: dict[str, Any]) -> AsyncGenerator[Any, Any]:
         """Start the template's generator for validated `args` (setup has not run yet).
 
         Raises:

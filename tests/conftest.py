@@ -7,6 +7,7 @@ than under pytest's long tmp_path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -22,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from hud.serve.loader import load_environment
 from hud.serve.connections import ControlServer
+from hud.serve.loader import load_environment
 
 ENVS = Path(__file__).parent / "envs"
 READY_TIMEOUT = 20.0
@@ -67,10 +68,8 @@ class RawClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):  # closed either way
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 class InProcess:
@@ -127,7 +126,8 @@ class Daemon:
     def env(self) -> dict[str, str]:
         return {**os.environ, "HUD_SOCKET": str(self.socket_path), "HUD_LOG": str(self.log_path)}
 
-    def hud(self, *args: str, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def hud(self, *args: str, input: str | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "hud.cli.main", *args],
             env=self.env, input=input, capture_output=True, text=True, timeout=timeout,
@@ -183,7 +183,7 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
 
 
 @pytest.fixture
-async def user_client(tmp_path: Path, throwaway_user: Any) -> AsyncIterator[Any]:  # noqa: F811
+async def user_client(tmp_path: Path, throwaway_user: Any) -> AsyncIterator[Any]:
     """A workspace whose sessions run as a throwaway user (root only)."""
     from tests.sshkit import serving
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hud import graders
-from hud.graders import Case
 from hud.capabilities.users import kill_processes
+from hud.graders import Case
 
 CORE = '''
 def mean(values):

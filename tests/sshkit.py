@@ -59,7 +59,8 @@ class Client:
         return subprocess.CompletedProcess(argv, proc.returncode or 0, out.decode(), err.decode())
 
 
-async def started(root: Path, keydir: Path, user: str | None = None, **options: float) -> tuple[Workspace, Client]:
+async def started(root: Path, keydir: Path, user: str | None = None,
+                  **options: float) -> tuple[Workspace, Client]:
     ws = Workspace(str(root), user=user, **options)
     await ws.start()
     return ws, Client(ws, keydir)

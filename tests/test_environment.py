@@ -80,7 +80,7 @@ def test_missing_required_arg_is_rejected() -> None:
 def test_decorating_a_coroutine_is_a_type_error() -> None:
     """Only async generators can be templates: the error says how to write one."""
     env = Environment(name="x")
-    with pytest.raises(TypeError, match="async generator.*is a coroutine function"):
+    with pytest.raises(TypeError, match=r"async generator.*is a coroutine function"):
 
         @env.template()
         async def not_a_generator():
@@ -158,3 +158,27 @@ def test_a_capability_name_that_could_reach_a_shell_is_refused(name: str) -> Non
     env = Environment(name="names")
     with pytest.raises(ConfigError, match="is not allowed"):
         env.add_capability(name, protocol="ssh/2", url="tcp://127.0.0.1:2222")
+
+
+def test_capability_methods_declare_the_classes_they_return() -> None:
+    """workspace(), browser(), desktop(), tools, gym() and robot() are annotated with the
+    capability classes they return (not Any), so a type checker sees what template code gets."""
+    import typing
+
+    from hud.capabilities.chromium import BrowserCapability
+    from hud.capabilities.desktop import DesktopCapability
+    from hud.capabilities.mcp import Tools
+    from hud.capabilities.ssh import Workspace
+    from hud.robot.bridge import SimBridge, SuccessFn
+    from hud.robot.server import RobotCapability
+
+    names = {"BrowserCapability": BrowserCapability, "DesktopCapability": DesktopCapability,
+             "Tools": Tools, "Workspace": Workspace, "RobotCapability": RobotCapability,
+             "SimBridge": SimBridge, "SuccessFn": SuccessFn}
+    expected = {Environment.workspace: Workspace, Environment.browser: BrowserCapability,
+                Environment.desktop: DesktopCapability, Environment.gym: RobotCapability,
+                Environment.robot: RobotCapability}
+    assert isinstance(Environment.tools, property) and Environment.tools.fget is not None
+    expected[Environment.tools.fget] = Tools
+    for method, cls in expected.items():
+        assert typing.get_type_hints(method, localns=names)["return"] is cls, method.__name__

@@ -13,8 +13,7 @@ import pytest
 from tests.conftest import ENVS
 from tests.docker_fixtures import base_layer, docker_cli, env_dir, unique_tag  # noqa: F401
 from tests.redteam.conftest import secure  # noqa: F401
-from tests.test_fuzz_protocol import (MAX_FRAME, SEED, Frames, Model, Peer, _clean_up_and_check,
-                                      _session)
+from tests.test_fuzz_protocol import MAX_FRAME, SEED, Frames, Model, Peer, _clean_up_and_check, _session
 
 pytestmark = pytest.mark.docker
 
@@ -22,7 +21,7 @@ BURSTS = 150  # each burst costs a little more through docker exec
 
 
 @pytest.fixture(scope="module")
-def faults_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def faults_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     """The fault-injecting test env (tests/envs/faults.py) built into an image."""
     from hud.build.env_image import build_env
 
@@ -41,12 +40,12 @@ async def _exec_bridge(container: str) -> Peer:
     return Peer(proc.stdout, proc.stdin, proc)
 
 
-def _daemon_rss_kib(secure, box: str) -> int:  # noqa: F811
+def _daemon_rss_kib(secure, box: str) -> int:
     out = secure.root(box, "grep VmRSS /proc/$(pgrep -o -f 'bin/hud serve')/status")
     return int(out.split()[1])
 
 
-async def test_fuzzed_frames_through_docker_exec(faults_image: str, secure) -> None:  # noqa: F811
+async def test_fuzzed_frames_through_docker_exec(faults_image: str, secure) -> None:
     """Through `docker exec -i ... hud connect`: every request answered exactly once, no
     connection dropped without its error frame, the daemon alive, serving and lean after."""
     box = secure.run(faults_image, command=("hud", "serve", "--max-frame", str(MAX_FRAME)))

@@ -64,7 +64,7 @@ class Frames:
         if method == "tasks.start":
             args = r.choice([{}, {"a": r.choice(JUNK)}, {"word": r.choice(JUNK)},
                              {"a": 2, "b": r.randint(-5, 5)}, r.choice(JUNK)])
-            return {"id": r.choice(TEMPLATES + [r.choice(JUNK)]), "args": args}
+            return {"id": r.choice([*TEMPLATES, r.choice(JUNK)]), "args": args}
         if method == "tasks.grade":
             return r.choice([{"answer": r.choice(["3", "x", None, r.choice(JUNK)])},
                              {"answer": "3", "id": r.choice(TEMPLATES)},
@@ -130,7 +130,7 @@ class Frames:
         if self.rng.random() < 0.5 or len(data) < 4:
             return [data]
         cuts = sorted(self.rng.sample(range(1, len(data)), min(4, len(data) - 1)))
-        return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 def _decode(raw: bytes) -> tuple[Request | None, Any]:

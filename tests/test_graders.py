@@ -17,9 +17,7 @@ import pytest
 from hud import graders
 from hud.errors import ConfigError
 from hud.graders import Case, Limits
-from tests.graderkit import (CASES, FIXED, agent_account, grade, grader,  # noqa: F401
-                             grader_account, project)
-
+from tests.graderkit import CASES, FIXED, agent_account, grade, grader, grader_account, project  # noqa: F401
 
 # -- the true score ------------------------------------------------------------------------
 
@@ -157,7 +155,7 @@ def test_case_arguments_must_be_json() -> None:
 async def test_missing_grading_user_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     """No such account: a ConfigError saying how to create it or opt out."""
     monkeypatch.setenv("HUD_GRADER_USER", "hud-no-such-grader")
-    with pytest.raises(ConfigError, match="useradd --system.*HUD_GRADER_USER="):
+    with pytest.raises(ConfigError, match=r"useradd --system.*HUD_GRADER_USER="):
         await graders.command(None, ["true"], expect_exit=0)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hud.grading import leftovers
 from hud import nofollow
+from hud.grading import leftovers
 from hud.nofollow import Refused
 
 STRANGER = 54_321  # a uid no account has: files chowned to it stand for the grader's

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+from pathlib import Path
+from types import ModuleType
 
 import hud
-from hud.clients import control as client
-from hud import messages as protocol
 
 
 def test_all_is_sorted_and_importable() -> None:
@@ -29,12 +31,6 @@ def test_all_covers_every_public_class_of_the_exported_modules() -> None:
                 assert name in hud.__all__, f"{module.__name__}.{name} is not exported"
 
 
-def test_client_mirrors_protocol_constants() -> None:
-    """The pydantic-free client uses the same wire constants as hud.messages."""
-    assert client.JSONRPC == protocol.JSONRPC
-    assert client.ENV_LOAD_ERROR == protocol.ENV_LOAD_ERROR
-
-
 def test_eval_and_agents_exports_are_sorted_and_resolve() -> None:
     """hud.eval and hud.agents export sorted, importable names."""
     import hud.agents
@@ -44,3 +40,31 @@ def test_eval_and_agents_exports_are_sorted_and_resolve() -> None:
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert getattr(module, name) is not None
+
+
+def _type_checked_exports(package: ModuleType) -> dict[str, str]:
+    """name -> module of each `from M import N as N` under the package's `if TYPE_CHECKING:`."""
+    assert package.__file__ is not None
+    tree = ast.parse(Path(package.__file__).read_text())
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom) and stmt.module is not None
+                for alias in stmt.names:
+                    assert alias.asname == alias.name, f"{alias.name} is not re-exported"
+                    found[alias.name] = stmt.module
+    return found
+
+
+def test_type_checkers_see_every_lazy_export_as_itself() -> None:
+    """The names a type checker is shown in hud, hud.eval and hud.robot are the lazy
+    table's, and each is the very object the package hands out at run time."""
+    import hud.eval
+    import hud.robot
+
+    for package in (hud, hud.eval, hud.robot):
+        shown = _type_checked_exports(package)
+        assert sorted(shown) == sorted(package._EXPORTS) == package.__all__
+        for name, module in shown.items():
+            assert getattr(importlib.import_module(module), name) is getattr(package, name)

@@ -4,7 +4,6 @@ fixes the coding template's bug over ssh inside a real container."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from hud.agents import NopAgent, OracleAgent

@@ -24,12 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 from hud.agents.base import ModelAgent
+from hud.agents.context import Agent
 from hud.agents.offline import NopAgent, OracleAgent, ReplayAgent
 from hud.agents.tools import Tool, ToolResult
 from hud.errors import ConfigError
 
-__all__ = sorted(["ModelAgent", "NopAgent", "OracleAgent", "ReplayAgent", "Tool", "ToolResult",
-                  "create_agent"])
+__all__ = ["ModelAgent", "NopAgent", "OracleAgent", "ReplayAgent", "Tool", "ToolResult",
+           "create_agent"]
 
 OFFLINE = ("oracle", "nop", "replay:JOB_ID")
 PROVIDERS = ("claude-*", "gpt-*", "o1*/o3*/o4*", "gemini-*", "openai-compatible:MODEL",
@@ -40,7 +41,7 @@ DEFAULT_MODELS = {"claude": "claude-sonnet-4-5", "openai": "gpt-5", "gpt": "gpt-
 COMPATIBLE = "openai-compatible:"
 
 
-def create_agent(model: str, **config: Any) -> Any:
+def create_agent(model: str, **config: Any) -> Agent:
     """Build an agent from a name; `config` goes to the agent's constructor.
 
     Raises:
@@ -60,7 +61,8 @@ def create_agent(model: str, **config: Any) -> Any:
 
 
 def _provider_agent(model: str, config: dict[str, Any]) -> ModelAgent:
-    if model.startswith(COMPATIBLE) or config.get("base_url") and not model.startswith(("claude", "gemini")):
+    own_url = bool(config.get("base_url")) and not model.startswith(("claude", "gemini"))
+    if model.startswith(COMPATIBLE) or own_url:
         _need("openai")
         from hud.agents.chat_completions import ChatCompletionsAgent
 

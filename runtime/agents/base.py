@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hud.agents.context import RunContext
 from hud.agents.tools import Tool, ToolResult, truncate
 from hud.errors import ConfigError
-from hud.agents.context import RunContext
 
 #: model turns per rollout unless the run (`--max-steps`) or the agent says otherwise
 DEFAULT_MAX_STEPS = 30
@@ -81,7 +81,7 @@ class Conversation(abc.ABC):
     """The history of one rollout with one provider."""
 
     #: tools the conversation routes native provider tools through (see gemini_computer)
-    extra_tools: list[Tool] = []
+    extra_tools: Sequence[Tool] = ()
 
     @abc.abstractmethod
     async def ask(self) -> Turn:
@@ -253,8 +253,8 @@ async def execute(tools: dict[str, Tool], call: ToolCall) -> ToolResult:
                           is_error=True)
     try:
         result = await asyncio.wait_for(tool.run(call.arguments), tool.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return ToolResult(f"{call.name} timed out after {tool.timeout:g}s", is_error=True)
-    except Exception as exc:  # a tool failing is the model's problem to handle, not a crash
+    except Exception as exc:  # noqa: BLE001 - a failing tool is the model's to handle
         return ToolResult(f"{call.name} failed: {type(exc).__name__}: {exc}", is_error=True)
     return ToolResult(truncate(result.text), result.is_error, result.images)

@@ -22,8 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, parse_arguments,
-                             png_base64)
+from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
 from hud.agents.tools import Tool, ToolResult
 
 KEY_VARIABLE = "OPENAI_API_KEY"

@@ -20,10 +20,13 @@ per rollout, closed with it: an HTTP connection pool belongs to one event loop.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, png_base64
 from hud.agents.tools import Tool, ToolResult
+
+if TYPE_CHECKING:
+    from anthropic.types import ContentBlock
 
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
 #: our tool name -> the Anthropic-defined tool declared in its place
@@ -143,7 +146,7 @@ class ClaudeConversation(Conversation):
         await self.client.close()
 
 
-def _block_param(block: Any) -> dict[str, Any]:
+def _block_param(block: ContentBlock) -> dict[str, Any]:
     """A response content block as a request content block."""
     if block.type == "text":
         return {"type": "text", "text": block.text}

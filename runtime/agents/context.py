@@ -12,6 +12,7 @@ the runner, the placements or the trace files behind it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from hud.clients.bindings import BindingClients, Streams
@@ -38,7 +39,10 @@ class Hold(Protocol):
 class Recorder(Protocol):
     """Where trace events go (`hud.eval.traces.TraceWriter` is one)."""
 
-    def event(self, type: str, **data: Any) -> None: ...
+    #: the trace file; agents save what they record (screenshots) beside it
+    path: Path
+
+    def event(self, type: str, **data: Any) -> object: ...
 
 
 class RunContext(BindingClients):

@@ -43,7 +43,7 @@ def _clicks(pixels: Any) -> int:
 def to_hud(action: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI computer action → hud's `computer` tool arguments."""
     kind = action.get("type")
-    xy = {k: action[k] for k in ("x", "y") if k in action}
+    xy: dict[str, Any] = {k: action[k] for k in ("x", "y") if k in action}
     if kind == "click":
         button = action.get("button", "left")
         return {"action": "click", "button": button if button in ("left", "right", "middle")

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hud.agents.base import (Conversation, ModelAgent, ToolCall, Turn, parse_arguments,
-                             png_base64)
+from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
 from hud.agents.tools import Tool, ToolResult
 
 KEY_VARIABLE = "OPENAI_API_KEY"

@@ -35,13 +35,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hud.capability import Capability
-from hud.clients.cdp import CDP, http_get_json, ws_path
-from hud.errors import ConfigError, HudError, InfraError
-from hud.clients.page import Page
-from hud.messages import Binding
 from hud.capabilities.service import Service, owned_dir, poll
 from hud.capabilities.users import User, resolve_user
+from hud.capability import Capability
+from hud.clients.cdp import CDP
+from hud.clients.devtools import http_get_json, ws_path
+from hud.clients.page import Page
+from hud.errors import ConfigError, HudError, InfraError
+from hud.messages import Binding
 
 log = logging.getLogger("hud.capabilities.chromium")
 
@@ -111,6 +112,8 @@ class BrowserCapability(Capability):
         self._chromium: Service | None = None
         self._watcher: CDP | None = None
         self._tabs: list[str] = []
+        #: tab closings in flight (the loop keeps only weak references to tasks)
+        self._closing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         #: how many times Chromium was started; helpers refuse to grade across a restart
         self.generation = 0
@@ -173,7 +176,7 @@ class BrowserCapability(Capability):
         try:
             streams = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
             version = await http_get_json(*streams, "/json/version", timeout)
-        except (OSError, asyncio.TimeoutError, InfraError):
+        except (TimeoutError, OSError, InfraError):
             return None
         return version if isinstance(version, dict) else None
 
@@ -190,7 +193,9 @@ class BrowserCapability(Capability):
             while len(self._tabs) > self.max_tabs:
                 extra = self._tabs.pop()
                 self.closed_tabs += 1
-                asyncio.ensure_future(self._close_tab(watcher, extra))
+                closing = asyncio.ensure_future(self._close_tab(watcher, extra))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
 
         def destroyed(event: dict[str, Any]) -> None:
             with contextlib.suppress(ValueError):
@@ -255,9 +260,10 @@ class BrowserCapability(Capability):
             InfraError: the browser was never started, or cannot be restarted.
         """
         async with self._lock:
-            if self._chromium is not None and self._chromium.alive and self.port is not None:
-                if await self._version(self.port):  # a dying Chromium can look alive a moment
-                    return
+            alive = self._chromium is not None and self._chromium.alive
+            # a dying Chromium can look alive for a moment: ask DevTools too
+            if alive and self.port is not None and await self._version(self.port):
+                return
             if self.port is None:
                 raise InfraError(f"browser {self.name!r} is not started; the daemon starts it")
             log.warning("browser %s: Chromium is not running; restarting it", self.name)

@@ -28,13 +28,13 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hud.capability import Capability
-from hud.errors import ConfigError, InfraError
-from hud.proc import arun
-from hud.messages import Binding
-from hud.clients.rfb import RFBClient, RFBError
 from hud.capabilities.service import Service, poll
 from hud.capabilities.users import User, release_path, resolve_user, spare_path
+from hud.capability import Capability
+from hud.clients.rfb import RFBClient, RFBError
+from hud.errors import ConfigError, InfraError
+from hud.messages import Binding
+from hud.proc import arun
 
 log = logging.getLogger("hud.capabilities.desktop")
 
@@ -61,7 +61,7 @@ async def rfb_greets(port: int, timeout: float = HEALTH_TIMEOUT) -> bool:
     """Whether an RFB 3.8 server on 127.0.0.1:`port` completes a handshake within `timeout`."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     try:
         client = await RFBClient.connect(reader, writer, timeout=timeout)
@@ -276,10 +276,11 @@ class DesktopCapability(Capability):
             InfraError: the desktop was never started, or cannot be restarted.
         """
         async with self._lock:
-            wm_ok = self._wm is not None and self._wm.alive or not self.window_manager
-            if self._xvnc is not None and self._xvnc.alive and wm_ok and self.port is not None:
-                if await rfb_greets(self.port):  # a dying Xvnc can look alive for a moment
-                    return
+            wm_ok = (self._wm is not None and self._wm.alive) or not self.window_manager
+            alive = self._xvnc is not None and self._xvnc.alive and wm_ok
+            # a dying Xvnc can look alive for a moment: ask for its greeting too
+            if alive and self.port is not None and await rfb_greets(self.port):
+                return
             if self.port is None:
                 raise InfraError(f"desktop {self.name!r} is not started; the daemon starts it")
             log.warning("desktop %s: the display is not running; restarting it", self.name)
@@ -342,7 +343,7 @@ class DesktopCapability(Capability):
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.port, limit=1 << 22), timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise RFBError(f"desktop {self.name!r} does not answer on 127.0.0.1:{self.port} "
                            f"({type(exc).__name__}); the display is not ready or died") from exc
         return await RFBClient.connect(reader, writer, timeout=timeout)

@@ -130,7 +130,8 @@ class Tools(Capability):
             ConfigError: no tool of that name is registered.
         """
         if name not in self._specs:
-            raise ConfigError(f"no tool {name!r} to remove (registered: {', '.join(sorted(self._specs)) or 'none'})")
+            registered = ", ".join(sorted(self._specs)) or "none"
+            raise ConfigError(f"no tool {name!r} to remove (registered: {registered})")
         del self._specs[name]
         if self._mcp is not None:
             self._mcp.remove_tool(name)
@@ -219,4 +220,5 @@ class Tools(Capability):
 
     async def healthy(self) -> bool:
         """Whether the HTTP server task is alive and serving."""
-        return self._task is not None and not self._task.done() and bool(self._server and self._server.started)
+        serving = bool(self._server and self._server.started)
+        return self._task is not None and not self._task.done() and serving

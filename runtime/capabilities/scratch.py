@@ -31,9 +31,9 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 
+from hud.capabilities.users import ROOT_PATH, User, spared_paths
 from hud.errors import ConfigError, InfraError
 from hud.proc import Completed, arun
-from hud.capabilities.users import ROOT_PATH, User, spared_paths
 
 log = logging.getLogger("hud.capabilities.ssh")
 

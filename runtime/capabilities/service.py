@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from hud.errors import InfraError
 from hud.capabilities.users import User, kill_processes, release_session, spare_session
+from hud.errors import InfraError
 
 EXIT_WAIT = 5.0
 T = TypeVar("T")
@@ -97,7 +97,7 @@ class Service:
         release_session(self.proc.pid)
 
 
-async def poll(check: Callable[[], Awaitable[T]], *, timeout: float, interval: float = 0.05,
+async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, interval: float = 0.05,
                service: Service | None = None, what: str) -> T:
     """Call async `check()` until it returns a truthy value, the deadline passes, or
     `service` dies.

@@ -27,11 +27,12 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
 import asyncssh
 from asyncssh.constants import EXTENDED_DATA_STDERR
+
 from hud.capabilities.users import User
 
 log = logging.getLogger("hud.capabilities.ssh")
@@ -61,7 +62,7 @@ async def wait_exit(proc: subprocess.Popen[bytes]) -> int:
     return code if code >= 0 else 128 - code
 
 
-class ChannelProcess(asyncssh.SSHServerProcess):  # type: ignore[type-arg]
+class ChannelProcess(asyncssh.SSHServerProcess[bytes]):
     """A process session that also routes the `sftp` subsystem to our handler.
 
     asyncssh runs its own SFTP server for `sftp` and refuses the subsystem without one;
@@ -69,7 +70,8 @@ class ChannelProcess(asyncssh.SSHServerProcess):  # type: ignore[type-arg]
     an exec session. Relies on asyncssh's stream classes (pinned <3; tests cover it).
     """
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Callable[[asyncssh.SSHServerProcess[bytes]],
+                                         Awaitable[None] | None]) -> None:
         super().__init__(handler, None, 3, False)
 
     def subsystem_requested(self, subsystem: str) -> bool:

@@ -41,14 +41,15 @@ import time
 from collections.abc import Mapping, Sequence
 
 import asyncssh
-from hud.capability import Capability
-from hud.errors import ConfigError, InfraError
-from hud.grading.leftovers import remove_ipc
-from hud.proc import DEFAULT_LIMIT, Completed, arun
-from hud.messages import BINDING_PROTOCOLS, Binding
+
 from hud.capabilities.scratch import SCRATCH_DIRS, clear_scratch, empty, fill
 from hud.capabilities.shells import SFTP_SERVER, ChannelProcess, Shells
 from hud.capabilities.users import User, kill_processes, resolve_user
+from hud.capability import Capability
+from hud.errors import ConfigError, InfraError
+from hud.grading.leftovers import remove_ipc
+from hud.messages import BINDING_PROTOCOLS, Binding
+from hud.proc import DEFAULT_LIMIT, Completed, arun
 
 log = logging.getLogger("hud.capabilities.ssh")
 

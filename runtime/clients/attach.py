@@ -12,11 +12,14 @@ Everything rides on exec tunnels (or TCP for a URL): no published ports.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.clients.bindings import BindingClients, Streams
-from hud.eval.placement import AttachPlacement, Lease, new_id
 from hud.clients.untrusted import parse_manifest
+from hud.eval.placement import AttachPlacement, Lease, new_id
+
+if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
 
 
 class RemoteEnv(BindingClients):
@@ -25,12 +28,9 @@ class RemoteEnv(BindingClients):
     def __init__(self, target: str, lease: Lease, manifest: dict[str, Any]) -> None:
         self.target = target
         self.manifest = manifest
+        self.bindings = {b["name"]: b for b in manifest.get("bindings", [])}
         self._lease = lease
-        self._ssh: list[Any] = []
-
-    @property
-    def bindings(self) -> dict[str, dict[str, Any]]:
-        return {b["name"]: b for b in self.manifest.get("bindings", [])}
+        self._ssh: list[SSHClientConnection] = []
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """A raw control-protocol call on this connection's session.
@@ -53,7 +53,7 @@ class RemoteEnv(BindingClients):
         """A raw byte stream to capability `name`."""
         return await self._lease.tunnel(name)
 
-    async def ssh(self, name: str | None = None) -> Any:
+    async def ssh(self, name: str | None = None) -> SSHClientConnection:
         """An asyncssh connection (see `BindingClients.ssh`), closed with this object."""
         conn = await super().ssh(name)
         self._ssh.append(conn)

@@ -19,12 +19,15 @@ import abc
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hud.errors import ConfigError, InfraError, ProtocolError
-from hud.messages import INVALID_REQUEST
-from hud.serve.tunnel import splice
 from hud.clients.untrusted import McpParams, ssh_params, typed_params
+from hud.errors import ConfigError, InfraError, ProtocolError
+from hud.serve.tunnel import splice
+from hud.wire import INVALID_REQUEST
+
+if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Opener = Callable[[str], Awaitable[Streams]]
@@ -64,7 +67,7 @@ def pick_binding(bindings: dict[str, dict[str, Any]], prefix: str, name: str | N
     return found[0]
 
 
-async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
+async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> SSHClientConnection:
     """An asyncssh client connection to an `ssh/2` binding, over a tunnel.
 
     The host key is pinned from the binding (no trust-on-first-use), and the client key
@@ -93,7 +96,7 @@ async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
             ),
             30,
         )
-    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
         sock.close()
         raise InfraError(f"ssh to capability {binding['name']!r} failed: "
                          f"{type(exc).__name__}: {exc}") from exc
@@ -103,9 +106,9 @@ async def ssh_connect(opener: Opener, binding: dict[str, Any]) -> Any:
 class LocalPort:
     """A loopback TCP port whose every connection is a fresh tunnel to capability `name`.
 
-    For clients that want a URL (the MCP SDK's HTTP client, CDP and VNC clients). Unlike
-    `hud.forward.Forwarder` (one command per connection), this takes any tunnel opener,
-    so it works for every placement, TCP included.
+    For clients that want a URL (the MCP SDK's HTTP client, CDP and VNC clients). It
+    takes any tunnel opener, so it works for every placement, TCP included; it is the
+    only loopback forwarder in hud.
     """
 
     def __init__(self, opener: Opener, name: str) -> None:
@@ -124,7 +127,7 @@ class LocalPort:
         self._writers.add(writer)
         try:
             up_reader, up_writer = await self.opener(self.name)
-        except Exception:
+        except Exception:  # noqa: BLE001 - no tunnel: drop this connection, serve the next
             writer.close()
             self._writers.discard(writer)
             return
@@ -203,7 +206,7 @@ class BindingClients(abc.ABC):
     async def tunnel(self, name: str) -> Streams:
         """A raw byte stream to capability `name`."""
 
-    async def ssh(self, name: str | None = None) -> Any:
+    async def ssh(self, name: str | None = None) -> SSHClientConnection:
         """An asyncssh connection to the `ssh/2` capability (`name`, or the only one).
 
         Raises:

@@ -7,80 +7,41 @@ pages are attached with `Target.attachToTarget {flatten: true}` and addressed by
 
 Where the endpoint is: `GET /json/version` answers `webSocketDebuggerUrl`, whose host is
 whatever Host header we sent (Chromium copies it) and whose port is Chromium's: the
-client keeps only the path and connects over its own stream. Chromium answers 500 to a
-Host that is a name (not an IP or `localhost`) and 403 to a request with an `Origin`, so
-requests say `Host: 127.0.0.1` and carry no Origin.
+client keeps only the path and connects over its own stream (`hud.clients.devtools`).
 
-    CDPError      Chromium answered a command with an error, or a page script threw
-    └ CDPTimeout  no answer in time (a page that never loads, a hung renderer)
-    InfraError    the connection to Chromium is gone
+The errors (`CDPError`, `CDPTimeout`) live in `hud.clients.devtools`, shared with the tab
+(`hud.clients.page`), and are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from hud.clients.devtools import TIMEOUT, CDPError, CDPTimeout, http_get_json, ws_path
+from hud.clients.page import Page
 from hud.errors import HudError, InfraError
 
 if TYPE_CHECKING:
-    from hud.clients.page import Page
+    from websockets.asyncio.client import ClientConnection
+
+# the errors are re-exported: templates catch `hud.clients.cdp.CDPError`
+__all__ = ["CDP", "CDPError", "CDPTimeout"]
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Opener = Callable[[str], Awaitable[Streams]]
 MAX_MESSAGE = 64 << 20  # screenshots of big pages are large base64 strings
-TIMEOUT = 30.0
-
-
-class CDPError(HudError):
-    """Chromium refused a command, or a page script raised."""
-
-
-class CDPTimeout(CDPError):
-    """Chromium did not answer (or a page did not load) in time."""
-
-
-async def http_get_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
-                        timeout: float = 10.0) -> Any:
-    """GET `path` from DevTools' HTTP server over an open stream; the JSON body.
-
-    Raises:
-        InfraError: no answer within `timeout`, or not a 200 with JSON.
-    """
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    try:
-        writer.write(request.encode())
-        await writer.drain()
-        # Chromium keeps the connection open whatever Connection says: read by length
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            key, _, value = line.partition(b":")
-            if key.strip().lower() == b"content-length":
-                length = int(value)
-        body = await asyncio.wait_for(reader.readexactly(length), timeout)
-    except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
-        raise InfraError(f"DevTools did not answer GET {path} within {timeout:g}s "
-                         f"({type(exc).__name__}); is Chromium running?") from exc
-    finally:
-        writer.close()
-    if " 200 " not in f"{status} ":
-        raise InfraError(f"DevTools answered GET {path} with {status!r}")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise InfraError(f"DevTools answered GET {path} with non-JSON: {body[:200]!r}") from exc
 
 
 class CDP:
     """One DevTools WebSocket connection (usually the browser endpoint)."""
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], str | None]] = {}
@@ -103,7 +64,7 @@ class CDP:
         try:
             ws = await connect(f"ws://{where}{path}", sock=sock, max_size=MAX_MESSAGE,
                                open_timeout=timeout, ping_interval=None, compression=None)
-        except (OSError, asyncio.TimeoutError, Exception) as exc:
+        except Exception as exc:  # OSError, a timeout, any failed handshake
             raise InfraError(f"cannot open the DevTools WebSocket {path} "
                              f"({type(exc).__name__}: {exc})") from exc
         return cls(ws)
@@ -117,7 +78,7 @@ class CDP:
         """
         try:
             streams = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise InfraError(f"DevTools does not answer on 127.0.0.1:{port} "
                              f"({type(exc).__name__}); is Chromium running?") from exc
         version = await http_get_json(*streams, "/json/version", timeout)
@@ -146,7 +107,7 @@ class CDP:
                         future.set_result(message)
                     continue
                 self._dispatch(message)
-        except Exception as exc:  # the connection died: fail whoever waits
+        except Exception as exc:  # noqa: BLE001 - the connection died: fail whoever waits
             self._closed = exc
         else:
             self._closed = ConnectionError("closed by Chromium")
@@ -210,11 +171,11 @@ class CDP:
         try:
             await self._ws.send(json.dumps(frame))
             reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CDPTimeout(f"Chromium did not answer {method} within {timeout:g}s") from None
-        except Exception as exc:
-            if isinstance(exc, HudError):
-                raise
+        except HudError:
+            raise  # the reader failed the future with the reason
+        except Exception as exc:  # anything the socket raised: it broke
             raise InfraError(f"{method} failed: the DevTools connection broke "
                              f"({type(exc).__name__}: {exc})") from exc
         finally:
@@ -232,8 +193,6 @@ class CDP:
 
     async def attach(self, target_id: str) -> Page:
         """A `Page` for target `target_id` (a flattened session on this connection)."""
-        from hud.clients.page import Page
-
         attached = await self.send("Target.attachToTarget",
                                    {"targetId": target_id, "flatten": True})
         page = Page(self, target_id, attached["sessionId"])
@@ -266,20 +225,6 @@ class CDP:
     async def close(self) -> None:
         """Close the WebSocket (idempotent)."""
         self._reader.cancel()
-        try:
+        # closing a socket that already broke may raise anything; it is closed either way
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self._ws.close(), 2)
-        except Exception:
-            pass
-
-
-def ws_path(version: dict[str, Any]) -> str:
-    """The path of `webSocketDebuggerUrl` (its host and port are Chromium's, not ours).
-
-    Raises:
-        InfraError: the answer has no `webSocketDebuggerUrl`.
-    """
-    url = version.get("webSocketDebuggerUrl") if isinstance(version, dict) else None
-    if not url or "/devtools/" not in url:
-        raise InfraError(f"/json/version has no webSocketDebuggerUrl: {version!r}")
-    return url[url.index("/devtools/"):]
-

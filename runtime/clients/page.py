@@ -11,13 +11,10 @@ import asyncio
 import base64
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hud.clients.cdp import TIMEOUT, CDPError, CDPTimeout
+from hud.clients.devtools import TIMEOUT, CDPError, CDPTimeout, Connection
 from hud.errors import ConfigError
-
-if TYPE_CHECKING:
-    from hud.clients.cdp import CDP
 
 # key name -> (key, code, windowsVirtualKeyCode, text) for Input.dispatchKeyEvent
 KEYS: dict[str, tuple[str, str, int, str]] = {
@@ -35,9 +32,9 @@ _CENTER_JS = """(sel) => { const el = document.querySelector(sel);
 
 
 class Page:
-    """A tab attached as a flattened session on a `CDP` connection."""
+    """A tab attached as a flattened session on a DevTools connection (`CDP.page()`)."""
 
-    def __init__(self, cdp: CDP, target_id: str, session: str) -> None:
+    def __init__(self, cdp: Connection, target_id: str, session: str) -> None:
         self.cdp, self.target_id, self.session = cdp, target_id, session
 
     async def send(self, method: str, params: dict[str, Any] | None = None,
@@ -62,7 +59,7 @@ class Page:
             if not result.get("loaderId"):
                 return  # same-document navigation (#hash): there is no load event
             await asyncio.wait_for(loaded, max(deadline - loop.time(), 0.001))
-        except (CDPTimeout, asyncio.TimeoutError):
+        except (CDPTimeout, TimeoutError):
             with contextlib.suppress(CDPError):
                 await self.send("Page.stopLoading", timeout=5)
             raise CDPTimeout(f"{url} did not finish loading within {timeout:g}s (the server "
@@ -124,17 +121,17 @@ class Page:
             ConfigError: neither or both of selector and (x, y); a point off the viewport.
             CDPError: no element matches `selector`.
         """
-        if (selector is None) == (x is None or y is None):
-            raise ConfigError("click needs either a selector or both x and y")
-        if selector is not None:
+        if selector is not None and (x is None or y is None):
             center = await self.call(_CENTER_JS, selector)
             if center is None:
                 raise CDPError(f"no element matches {selector!r}")
             x, y = center
-        else:
+        elif selector is None and x is not None and y is not None:
             width, height = await self.viewport()
-            if not (0 <= x < width and 0 <= y < height):  # type: ignore[operator]
+            if not (0 <= x < width and 0 <= y < height):
                 raise ConfigError(f"({x}, {y}) is outside the {width}x{height} viewport")
+        else:
+            raise ConfigError("click needs either a selector or both x and y")
         base = {"x": x, "y": y, "button": button}
         await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
         for n in range(1, count + 1):

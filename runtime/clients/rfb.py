@@ -22,6 +22,7 @@ We speak RFB 3.8 (RFC 6143) with what a computer-use agent needs and nothing els
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ class RFBClient:
         """
         try:
             return await asyncio.wait_for(cls._handshake(reader, writer, timeout), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             writer.close()
             raise RFBError(f"the desktop did not complete the RFB handshake within {timeout:g}s; "
                            f"the display may not be ready yet (retry, or check the capability "
@@ -193,7 +194,7 @@ class RFBClient:
             # a DesktopSize change answers with the new size first: ask again for pixels
             while await asyncio.wait_for(self._read_until_update(), limit):
                 await self._send(struct.pack(">BBHHHH", 3, 0, 0, 0, self.width, self.height))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RFBError(f"the desktop sent no frame within {limit:g}s") from None
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise RFBError(f"the desktop connection broke while reading a frame "
@@ -271,7 +272,7 @@ class RFBClient:
         try:
             self.writer.write(data)
             await asyncio.wait_for(self.writer.drain(), self.timeout)
-        except (ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise RFBError(f"cannot send to the desktop ({type(exc).__name__}); "
                            f"the connection is gone") from exc
 
@@ -361,10 +362,8 @@ class RFBClient:
     async def close(self) -> None:
         """Close the connection (idempotent)."""
         self.writer.close()
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionError):  # closed either way
             await asyncio.wait_for(self.writer.wait_closed(), 2)
-        except (ConnectionError, asyncio.TimeoutError):
-            pass
 
 
 async def _read_string(reader: asyncio.StreamReader) -> str:

@@ -11,26 +11,27 @@ grading code raising after the agent acted `grade_error` (counted as unearned).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import traceback
 from typing import Any
 
-from hud.agents.context import RunContext
+from hud.agents.context import Agent, RunContext
+from hud.clients.untrusted import parse_manifest
 from hud.errors import HudError, InfraError, RemoteError
-from hud.eval.placement import Lease, Placement, Streams, new_id
+from hud.eval.placement import Lease, Placement, new_id
 from hud.eval.results import Run
 from hud.eval.traces import TraceWriter, job_dir
-from hud.messages import TASK_ERROR
 from hud.task import Task
-from hud.clients.untrusted import parse_manifest
+from hud.wire import TASK_ERROR
 
 
-def _agent_name(agent: Any) -> str:
-    return getattr(agent, "name", None) or type(agent).__name__
+def _agent_name(agent: Agent) -> str:
+    return str(getattr(agent, "name", None) or type(agent).__name__)
 
 
 async def run_rollout(
-    task: Task, agent: Any, placement: Placement, *, job_id: str, group_id: str,
+    task: Task, agent: Agent, placement: Placement, *, job_id: str, group_id: str,
     index: int, attempt: int = 1, timeout: float | None = None, max_steps: int | None = None,
 ) -> Run:
     """Run one rollout to a typed outcome; never raises for rollout failures."""
@@ -71,7 +72,7 @@ async def run_rollout(
         ctx = RunContext(task, run.prompt, frame, manifest, lease, trace, max_steps)
         try:
             answer = await asyncio.wait_for(agent(ctx), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             lap("agent")
             run.status, run.error = "timeout", f"the agent did not answer within {timeout:g}s"
             run.reward = 0.0  # running out of time is the agent's outcome
@@ -80,7 +81,7 @@ async def run_rollout(
             return run
         except (InfraError, RemoteError):
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the agent raised is its outcome
             lap("agent")
             run.status = "agent_error"
             run.error = f"{type(exc).__name__}: {exc}"
@@ -110,7 +111,7 @@ async def run_rollout(
         run.error = f"{phase}: {exc}"
         trace.event("error", phase=phase, error=run.error)
         return run
-    except Exception as exc:  # a bug in hud: still an infra error, with the traceback kept
+    except Exception as exc:  # noqa: BLE001 - a bug in hud: an infra error, traceback kept
         run.error = f"{phase}: {type(exc).__name__}: {exc}"
         trace.event("error", phase=phase, error=run.error, traceback=traceback.format_exc())
         return run
@@ -118,7 +119,7 @@ async def run_rollout(
         if lease is not None:
             try:
                 await lease.close()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded; the run's outcome stands
                 trace.event("error", phase="teardown", error=f"{type(exc).__name__}: {exc}")
         lap("teardown")
         run.timings = timings
@@ -135,7 +136,8 @@ def _limits(manifest: dict[str, Any], template_id: str) -> dict[str, float]:
     """How long to wait for tasks.start / tasks.grade: the template's limits in the daemon
     plus a margin, so a limit the daemon enforces arrives as the task's error (grade_error)
     rather than a host-side timeout (infra_error)."""
-    info = next((t for t in manifest.get("templates", []) if t.get("id") == template_id), {})
+    info: dict[str, Any] = next(
+        (t for t in manifest.get("templates", []) if t.get("id") == template_id), {})
     out = {}
     for key in ("setup_timeout", "grade_timeout"):
         value = info.get(key)
@@ -145,7 +147,6 @@ def _limits(manifest: dict[str, Any], template_id: str) -> dict[str, float]:
 
 
 async def _cancel(lease: Lease) -> None:
-    try:
+    # the environment is going away anyway; its container is removed next
+    with contextlib.suppress(HudError):
         await lease.channel.call("tasks.cancel", timeout=60)
-    except HudError:
-        pass  # the environment is going away anyway; its container is removed next

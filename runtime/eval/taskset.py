@@ -17,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hud.agents.context import Agent
 from hud.environment import Environment
 from hud.errors import ConfigError
-from hud.eval.placement import (AttachPlacement, DockerPlacement, LocalPlacement, Placement,
-                                new_id)
+from hud.eval.placement import AttachPlacement, DockerPlacement, LocalPlacement, Placement, new_id
 from hud.eval.results import Job, Run
 from hud.eval.rollout import run_rollout
 from hud.eval.traces import write_job
@@ -35,7 +35,7 @@ LOCK_FILE = "hud.lock.json"
 
 
 def _new_job_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + new_id()[:6]
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + new_id()[:6]
 
 
 class Taskset:
@@ -57,7 +57,7 @@ class Taskset:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Task]:
         return iter(self.tasks)
 
     def __repr__(self) -> str:
@@ -146,7 +146,8 @@ class Taskset:
         if not lock.is_file():
             return None
         data = json.loads(lock.read_text())
-        return data.get("tag") or data["image"]
+        image: str = data.get("tag") or data["image"]
+        return image
 
     def _environment(self) -> Environment:
         if self.env is not None:
@@ -156,7 +157,7 @@ class Taskset:
 
         found = [registered(name) for name in envs]
         if len(envs) == 1 and found[0] is not None:
-            return found[0]  # type: ignore[return-value]
+            return found[0]
         raise ConfigError(
             f"cannot run tasks of {sorted(envs)} locally: their environment is not loaded in "
             f"this process; pass runtime='docker:IMAGE', a container name, or tcp://HOST:PORT"
@@ -186,11 +187,12 @@ class Taskset:
             return DockerPlacement(runtime.split(":", 1)[1])
         return AttachPlacement(runtime)
 
-    async def run(self, agent: Any, group: int = 1, max_concurrent: int | None = None,
+    async def run(self, agent: Agent, group: int = 1, max_concurrent: int | None = None,
                   runtime: str | Placement | None = None, retries: int = 0,
                   timeout: float | None = None, max_steps: int | None = None,
-                  on_run: Any = None) -> Job:
-        """Roll out every task `group` times; return the `Job`.
+                  on_run: Callable[[Run], object] | None = None) -> Job:
+        """Roll out every task `group` times; return the `Job` (`on_run(run)` is called as
+        each rollout ends).
 
         Raises:
             ConfigError: bad arguments, or no placement fits.

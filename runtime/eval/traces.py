@@ -14,9 +14,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hud.eval.results import Job
 
 DEFAULT_ROOT = Path(".hud") / "runs"
 
@@ -33,7 +36,7 @@ class TraceWriter:
         self.t0 = time.monotonic()
         self.events: list[dict[str, Any]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
 
     def event(self, type: str, **data: Any) -> dict[str, Any]:
         record = {"t": round(time.monotonic() - self.t0, 4), "type": type, **data}
@@ -50,7 +53,7 @@ def job_dir(job_id: str, root: Path | None = None) -> Path:
     return (root or store_root()) / job_id
 
 
-def write_job(job: Any, root: Path | None = None) -> Path:
+def write_job(job: Job, root: Path | None = None) -> Path:
     """Write (or rewrite) the job summary."""
     path = job_dir(job.id, root) / "job.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,8 @@ def load_job(job_id: str, root: Path | None = None) -> dict[str, Any]:
     if len(matches) > 1:
         raise ConfigError(f"job id {job_id!r} is ambiguous: "
                           f"{', '.join(p.parent.name for p in matches)}")
-    return json.loads(matches[0].read_text())
+    job: dict[str, Any] = json.loads(matches[0].read_text())
+    return job
 
 
 def find_trace(trace_id: str, root: Path | None = None) -> Path:

@@ -166,7 +166,8 @@ async def _supervise(proc: asyncio.subprocess.Process, stdin: bytes,
                      result: asyncio.StreamReader, limits: Limits,
                      end: Callable[[int], None]) -> Outcome:
     assert proc.stdin and proc.stdout and proc.stderr
-    cap, over, flooded = limits.output, asyncio.Event(), []
+    cap, over = limits.output, asyncio.Event()
+    flooded: list[str] = []
     readers = [asyncio.ensure_future(_drain(s, cap, n, over, flooded)) for s, n in
                ((proc.stdout, "stdout"), (proc.stderr, "stderr"), (result, "result"))]
     feeder = asyncio.ensure_future(_feed(proc.stdin, stdin))
@@ -184,7 +185,7 @@ async def _supervise(proc: asyncio.subprocess.Process, stdin: bytes,
         code = await exited
         try:
             out, err, res = await asyncio.wait_for(asyncio.gather(*readers), DRAIN_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("a sandboxed process outlived the kill and kept a pipe open")
             out = err = res = b""
             failure = failure or "a process outlived the kill"

@@ -58,7 +58,8 @@ def same(got: Any, expected: Any, tol: float = 1e-9) -> bool:
             return math.isclose(got, expected, rel_tol=tol, abs_tol=tol)
         return got == expected
     if isinstance(got, list) and isinstance(expected, list):
-        return len(got) == len(expected) and all(same(g, e, tol) for g, e in zip(got, expected))
+        return len(got) == len(expected) and all(
+            same(g, e, tol) for g, e in zip(got, expected, strict=True))
     if isinstance(got, dict) and isinstance(expected, dict):
         return got.keys() == expected.keys() and all(same(got[k], expected[k], tol) for k in got)
     return type(got) is type(expected) and got == expected
@@ -107,7 +108,7 @@ class Case:
         if callable(self.expect):
             try:
                 return bool(self.expect(outcome["ok"]))
-            except Exception:  # the agent's value made the predicate fail
+            except Exception:  # noqa: BLE001 - the agent's value made the predicate fail
                 return False
         return same(outcome["ok"], as_json(self.expect, f"Case({self.call!r}).expect"), self.tol)
 

@@ -14,11 +14,13 @@ uses the stdlib only: it runs under the system interpreter, not hud's.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import signal
 import sys
+from types import FrameType
 from typing import Any
 
 MESSAGE_CHARS = 300
@@ -28,12 +30,12 @@ class _CaseTimeout(BaseException):
     """One call ran past the per-case time."""
 
 
-def _on_alarm(signum: int, frame: Any) -> None:
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _CaseTimeout()
 
 
 def _classes(exc: BaseException) -> list[str]:
-    return ["%s.%s" % (c.__module__, c.__qualname__) for c in type(exc).__mro__]
+    return [f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__]
 
 
 def _raised(exc: BaseException, stage: str) -> dict[str, Any]:
@@ -90,15 +92,13 @@ def main() -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     sys.path.append(project)
     parts = [_encode(_call(spec, request.get("case_timeout"))) for spec in request["calls"]]
-    view = memoryview(('{"results": [%s]}' % ", ".join(parts)).encode())
+    view = memoryview(('{"results": [' + ", ".join(parts) + "]}").encode())
     while view:
         view = view[os.write(result_fd, view):]
     os.close(result_fd)
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BaseException):  # the project may have replaced them
             stream.flush()
-        except BaseException:
-            pass
     # not sys.exit: threads or atexit hooks the project started must not hold the run open
     os._exit(0)
 

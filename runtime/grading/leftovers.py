@@ -24,10 +24,10 @@ import os
 import stat
 from collections.abc import Sequence
 
+from hud.capabilities.users import User
 from hud.errors import InfraError
 from hud.nofollow import MAX_ENTRIES, Refused, open_dir, remove_at, walk
 from hud.proc import run
-from hud.capabilities.users import User
 
 log = logging.getLogger("hud.grading.leftovers")
 
@@ -56,37 +56,39 @@ def sweep(roots: Sequence[str], *, uid: int, gid: int, since_ns: int,
         The paths removed (relative to their root, prefixed with it).
     """
     removed: list[str] = []
+    #: (device, inode) of each folder reached -> its path, for the report and the log
+    names: dict[tuple[int, int], str] = {}
+
+    def visit(fd: int, here: os.stat_result, name: str, st: os.stat_result) -> bool:
+        recent = st.st_ctime_ns >= since_ns
+        open_folder = _writable_by(here, uid, gid) and not here.st_mode & stat.S_ISVTX
+        is_dir = stat.S_ISDIR(st.st_mode)
+        # a folder it may write is descended into rather than removed whole: /tmp's
+        # children are many users' folders, changed by them while the grade ran
+        # (a symlink's mode bits mean nothing; only a regular file keeps what is written)
+        filled = stat.S_ISREG(st.st_mode) and _writable_by(st, uid, gid)
+        left = recent and (open_folder or filled)
+        where = names[(here.st_dev, here.st_ino)]
+        if st.st_uid == uid or left:
+            try:
+                remove_at(fd, name)
+            except OSError as exc:
+                log.warning("could not remove %s/%s: %s", where, name, exc)
+                return False
+            removed.append(f"{where}/{name}")
+            return False
+        if is_dir:
+            names[(st.st_dev, st.st_ino)] = f"{where}/{name}"
+            return True
+        return False
+
     for root in roots:
         try:
             top = open_dir(root)
         except (Refused, OSError):
             continue
-        names: dict[tuple[int, int], str] = {}
         top_st = os.fstat(top)
         names[(top_st.st_dev, top_st.st_ino)] = root.rstrip("/") or "/"
-
-        def visit(fd: int, here: os.stat_result, name: str, st: os.stat_result) -> bool:
-            recent = st.st_ctime_ns >= since_ns
-            open_folder = _writable_by(here, uid, gid) and not here.st_mode & stat.S_ISVTX
-            is_dir = stat.S_ISDIR(st.st_mode)
-            # a folder it may write is descended into rather than removed whole: /tmp's
-            # children are many users' folders, changed by them while the grade ran
-            # (a symlink's mode bits mean nothing; only a regular file keeps what is written)
-            filled = stat.S_ISREG(st.st_mode) and _writable_by(st, uid, gid)
-            left = recent and (open_folder or filled)
-            if st.st_uid == uid or left:
-                try:
-                    remove_at(fd, name)
-                except OSError as exc:
-                    log.warning("could not remove %s/%s: %s", names[(here.st_dev, here.st_ino)], name, exc)
-                    return False
-                removed.append(f"{names[(here.st_dev, here.st_ino)]}/{name}")
-                return False
-            if is_dir:
-                names[(st.st_dev, st.st_ino)] = f"{names[(here.st_dev, here.st_ino)]}/{name}"
-                return True
-            return False
-
         try:
             walk(top, visit, max_entries=max_entries)
         except (Refused, OSError) as exc:

@@ -40,12 +40,11 @@ import weakref
 from collections.abc import Sequence
 from types import TracebackType
 
-from hud.grading import bounded
-from hud.grading import leftovers
 from hud import nofollow
-from hud.grading.bounded import Limits, Outcome
-from hud.errors import ConfigError
 from hud.capabilities.users import User, kill_processes, resolve_user
+from hud.errors import ConfigError
+from hud.grading import bounded, leftovers
+from hud.grading.bounded import Limits, Outcome
 
 log = logging.getLogger("hud.grading.sandbox")
 

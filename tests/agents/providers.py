@@ -33,7 +33,7 @@ class FakeAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:  # the stdlib's name
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with api._lock:
                     api.requests.append(json.loads(body or b"{}"))

@@ -21,9 +21,12 @@ def api() -> Iterator[FakeAPI]:
 @pytest.mark.parametrize(
     ("claude", "hud"),
     [
-        ({"action": "left_click", "coordinate": [10, 20]}, {"action": "click", "button": "left", "x": 10, "y": 20}),
-        ({"action": "right_click", "coordinate": [1, 2]}, {"action": "click", "button": "right", "x": 1, "y": 2}),
-        ({"action": "double_click", "coordinate": [3, 4]}, {"action": "double_click", "button": "left", "x": 3, "y": 4}),
+        ({"action": "left_click", "coordinate": [10, 20]},
+         {"action": "click", "button": "left", "x": 10, "y": 20}),
+        ({"action": "right_click", "coordinate": [1, 2]},
+         {"action": "click", "button": "right", "x": 1, "y": 2}),
+        ({"action": "double_click", "coordinate": [3, 4]},
+         {"action": "double_click", "button": "left", "x": 3, "y": 4}),
         ({"action": "mouse_move", "coordinate": [5, 6]}, {"action": "move", "x": 5, "y": 6}),
         ({"action": "left_click_drag", "start_coordinate": [1, 1], "coordinate": [9, 9]},
          {"action": "drag", "path": [[1, 1], [9, 9]]}),

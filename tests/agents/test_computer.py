@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hud.agents.tools.computer import browser_tools, computer_tools
 from hud.agents.tools import Tool
+from hud.agents.tools.computer import browser_tools, computer_tools
 from hud.capabilities.chromium import LOOPBACK_ONLY, BrowserCapability
 from hud.capabilities.desktop import DesktopCapability
 from hud.environment import Environment, registered

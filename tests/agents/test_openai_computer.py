@@ -23,9 +23,11 @@ def api() -> Iterator[FakeAPI]:
 @pytest.mark.parametrize(
     ("openai", "hud"),
     [
-        ({"type": "click", "button": "left", "x": 1, "y": 2}, {"action": "click", "button": "left", "x": 1, "y": 2}),
+        ({"type": "click", "button": "left", "x": 1, "y": 2},
+         {"action": "click", "button": "left", "x": 1, "y": 2}),
         ({"type": "double_click", "x": 3, "y": 4}, {"action": "double_click", "x": 3, "y": 4}),
-        ({"type": "drag", "path": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]}, {"action": "drag", "path": [[1, 1], [5, 5]]}),
+        ({"type": "drag", "path": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]},
+         {"action": "drag", "path": [[1, 1], [5, 5]]}),
         ({"type": "keypress", "keys": ["CTRL", "s"]}, {"action": "key", "keys": "ctrl+s"}),
         ({"type": "keypress", "keys": ["ENTER"]}, {"action": "key", "keys": "Return"}),
         ({"type": "scroll", "x": 10, "y": 10, "scroll_x": 0, "scroll_y": 300},

@@ -16,8 +16,8 @@ import pytest
 
 from hud import Environment
 from hud.agents.tools.shell import RemoteShell, ssh_tools
-from hud.eval import Taskset
 from hud.capabilities.ssh import Workspace
+from hud.eval import Taskset
 from tests.agents.providers import WIRES, FakeAPI, Wire, serve
 
 pytestmark = pytest.mark.timeout(60)

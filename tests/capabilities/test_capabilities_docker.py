@@ -3,7 +3,6 @@ as uid 1000) cannot reach the grader. Real OpenSSH client, real MCP client."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import hud
-from tests.docker_fixtures import (base_layer, containers, docker_cli, env_dir,  # noqa: F401
-                                   openssh_as_agent, unique_tag)
+from tests.docker_fixtures import base_layer, containers, docker_cli, env_dir, openssh_as_agent, unique_tag  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
@@ -63,7 +61,7 @@ async def edit_file():
 
 
 @pytest.fixture(scope="module")
-def caps_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def caps_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     from hud.build.env_image import build_env
 
     tag = unique_tag("hud-test-caps")
@@ -73,7 +71,7 @@ def caps_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # no
 
 
 @pytest.fixture
-def running(caps_image: str, containers):  # noqa: F811
+def running(caps_image: str, containers):
     name = containers.run(caps_image, options=("--network", "none"))
     containers.wait_healthy(name)
     return name
@@ -114,9 +112,14 @@ def test_scp_through_the_tunnel(ssh_cmd, running: str, tmp_path: Path) -> None:
         ("read the env module", "cat /opt/hud/env/env.py"),
         ("list the env dir", "ls /opt/hud/env"),
         ("list the control socket dir", "ls /run/hud"),
-        ("connect to the control socket", "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('/run/hud/control.sock')\""),
+        ("connect to the control socket",
+         "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); "
+         "s.connect('/run/hud/control.sock')\""),
         ("signal the daemon", "kill -TERM $(pgrep -f 'hud serve' | head -1)"),
-        ("ptrace the daemon", "python3 -c \"import ctypes,sys,subprocess; pid=int(subprocess.check_output(['pgrep','-f','hud serve']).split()[0]); sys.exit(0 if ctypes.CDLL(None,use_errno=True).ptrace(16,pid,0,0)==0 else 1)\""),
+        ("ptrace the daemon",
+         "python3 -c \"import ctypes,sys,subprocess; "
+         "pid=int(subprocess.check_output(['pgrep','-f','hud serve']).split()[0]); "
+         "sys.exit(0 if ctypes.CDLL(None,use_errno=True).ptrace(16,pid,0,0)==0 else 1)\""),
         ("read the daemon's environment", "cat /proc/1/environ"),
         ("read the daemon's environment by pid", "cat /proc/$(pgrep -f 'hud serve' | head -1)/environ"),
         ("write to /opt", "touch /opt/owned"),
@@ -126,7 +129,7 @@ def test_scp_through_the_tunnel(ssh_cmd, running: str, tmp_path: Path) -> None:
         ("su", "su -c true root </dev/null"),
     ],
 )
-def test_agent_cannot_reach_the_grader(ssh_cmd, running: str, containers, what: str, command: str) -> None:  # noqa: F811
+def test_agent_cannot_reach_the_grader(ssh_cmd, running: str, containers, what: str, command: str) -> None:
     """Each attempt fails for the agent; afterwards grading still works normally."""
     done = ssh_cmd(command)
     assert done.returncode != 0, f"agent could {what}: {done.stdout}"
@@ -139,7 +142,7 @@ def test_agent_may_write_workspace_and_tmp(ssh_cmd) -> None:
     assert ssh_cmd("touch /workspace/a /tmp/b && echo ok").stdout.strip() == "ok"
 
 
-def test_edit_over_ssh_then_grade(ssh_cmd, running: str, containers) -> None:  # noqa: F811
+def test_edit_over_ssh_then_grade(ssh_cmd, running: str, containers) -> None:
     """A task graded on what the agent changed over ssh: right edit 1.0, none 0.0."""
     containers.hud(running, "task", "start", "edit_file")
     assert containers.hud(running, "task", "grade", "edit_file", "--answer", "done") == "0.0"
@@ -148,7 +151,7 @@ def test_edit_over_ssh_then_grade(ssh_cmd, running: str, containers) -> None:  #
     assert containers.hud(running, "task", "grade", "edit_file", "--answer", "done") == "1.0"
 
 
-def test_background_processes_end_with_the_task(ssh_cmd, running: str, containers) -> None:  # noqa: F811
+def test_background_processes_end_with_the_task(ssh_cmd, running: str, containers) -> None:
     """A process the agent leaves running is killed when the task is graded."""
     containers.hud(running, "task", "start", "secret")
     ssh_cmd("setsid nohup sleep 1000 >/dev/null 2>&1 & echo started")
@@ -192,7 +195,7 @@ def test_hud_ssh_runs_a_command(running: str, tmp_path: Path) -> None:
     assert done.stdout.strip() == "agent"
 
 
-def test_agent_processes_are_stopped_before_grading(ssh_cmd, running: str, containers) -> None:  # noqa: F811
+def test_agent_processes_are_stopped_before_grading(ssh_cmd, running: str, containers) -> None:
     """Processes the agent left running are gone by the time the grader runs."""
     containers.hud(running, "task", "start", "quiet_at_grading")
     ssh_cmd("setsid nohup sleep 1000 >/dev/null 2>&1 & echo started")

@@ -50,8 +50,8 @@ async def test_playwright_over_tunnel_clicks_button() -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
     env = Environment(name="cdp-tunnel-test")
     env.add_capability(BrowserCapability(user=None, args=LOOPBACK_ONLY))
-    async with served(env) as lease, forwarder(lease, "browser") as port:
-        async with playwright_api.async_playwright() as pw:
+    async with (served(env) as lease, forwarder(lease, "browser") as port,
+                playwright_api.async_playwright() as pw):
             endpoint = f"http://127.0.0.1:{port}"
             chromium = await pw.chromium.connect_over_cdp(endpoint, timeout=30_000)
             page = chromium.contexts[0].pages[0]

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hud.capabilities.desktop import DesktopCapability
+from hud.clients.rfb import RFBClient, RFBError
 from hud.environment import Environment
 from hud.errors import InfraError
-from hud.clients.rfb import RFBClient, RFBError
 from tests.guikit import colours, differing_pixels, need, served, wait_for
 
 ENTRY_APP = ("import tkinter as tk; r = tk.Tk(); r.title('hud-entry'); "
@@ -108,7 +108,7 @@ async def test_colours_arrive_in_rgb_order(desktop: DesktopCapability) -> None:
 async def test_screenshot_of_a_stopped_display_is_clear_error(desktop: DesktopCapability) -> None:
     """After stop(), a screenshot raises RFBError saying the display is not answering."""
     await desktop.stop()
-    with pytest.raises(RFBError, match="does not answer on 127.0.0.1"):
+    with pytest.raises(RFBError, match=r"does not answer on 127\.0\.0\.1"):
         await desktop.screenshot(timeout=2)
 
 

@@ -24,21 +24,21 @@ def _build(template: str, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def browser_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def browser_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     tag = _build("browser", tmp_path_factory)
     yield tag
     docker_cli("rmi", "-f", tag, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def desktop_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def desktop_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     tag = _build("desktop", tmp_path_factory)
     yield tag
     docker_cli("rmi", "-f", tag, timeout=120)
 
 
 async def test_playwright_clicks_through_the_tunnel_in_a_container(browser_image: str,
-                                                                    containers) -> None:  # noqa: F811
+                                                                    containers) -> None:
     """connect_over_cdp via docker exec: the todo app gains an item after a click."""
     playwright_api = pytest.importorskip("playwright.async_api")
     name = containers.run(browser_image, options=("--network", "none"))
@@ -62,7 +62,7 @@ async def test_playwright_clicks_through_the_tunnel_in_a_container(browser_image
             await port.stop()
 
 
-async def test_vnc_frame_and_typing_in_a_container(desktop_image: str, containers) -> None:  # noqa: F811
+async def test_vnc_frame_and_typing_in_a_container(desktop_image: str, containers) -> None:
     """A VNC frame over the tunnel is not blank; a click and typed text change pixels."""
     name = containers.run(desktop_image, options=("--network", "none"))
     containers.wait_healthy(name)
@@ -86,7 +86,7 @@ async def test_vnc_frame_and_typing_in_a_container(desktop_image: str, container
             changed = 0
             for _ in range(50):  # repaint is asynchronous: poll frames, bounded
                 later = await client.capture(10)
-                changed = sum(a != b for a, b in zip(first.rgb, later.rgb))
+                changed = sum(a != b for a, b in zip(first.rgb, later.rgb, strict=True))
                 if changed > 100:
                     break
             assert changed > 100

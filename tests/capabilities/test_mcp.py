@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from hud.errors import ConfigError
-from hud.messages import Binding
-from hud.capabilities.mcp import Tools
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+
+from hud.capabilities.mcp import Tools
+from hud.errors import ConfigError
+from hud.messages import Binding
 
 
 def _url(binding: Binding) -> str:
@@ -21,7 +22,8 @@ def _url(binding: Binding) -> str:
 
 @asynccontextmanager
 async def session(binding: Binding) -> AsyncIterator[ClientSession]:
-    async with streamable_http_client(_url(binding)) as (read, write, _), ClientSession(read, write) as client:
+    async with (streamable_http_client(_url(binding)) as (read, write, _),
+                ClientSession(read, write) as client):
         await client.initialize()
         yield client
 
@@ -152,5 +154,6 @@ def test_registering_tools_imports_no_mcp() -> None:
     """Declaring tools imports neither mcp nor uvicorn (only start() does)."""
     probe = ("import sys; from hud.capabilities.mcp import Tools; t = Tools(); t.tool()(lambda x: x); "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mcp', 'uvicorn')))")
-    done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True,
+                          text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr

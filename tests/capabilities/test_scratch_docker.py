@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_fixtures import (base_layer, containers, docker_cli, env_dir,  # noqa: F401
-                                   openssh_as_agent, unique_tag)
+from tests.docker_fixtures import base_layer, containers, docker_cli, env_dir, openssh_as_agent, unique_tag  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
@@ -34,7 +33,7 @@ SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 
 
 @pytest.fixture(scope="module")
-def scratch_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  # noqa: F811
+def scratch_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
     from hud.build.env_image import build_env
 
     folder = env_dir(tmp_path_factory.mktemp("scratch"), "scratch", ENV)
@@ -47,7 +46,7 @@ def scratch_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):  #
 
 
 @pytest.fixture
-def running(scratch_image: str, containers):  # noqa: F811
+def running(scratch_image: str, containers):
     name = containers.run(scratch_image, options=("--network", "none"))
     containers.wait_healthy(name)
     return name
@@ -65,7 +64,7 @@ def _root(running: str, command: str) -> str:
 
 
 def test_agent_files_and_processes_do_not_reach_the_next_task(agent, running: str,
-                                                              containers) -> None:  # noqa: F811
+                                                              containers) -> None:
     """Files in every scratch dir and the home, and a respawning process, are gone at the
     next task start."""
     containers.hud(running, "task", "start", "fresh")
@@ -82,7 +81,7 @@ def test_agent_files_and_processes_do_not_reach_the_next_task(agent, running: st
 
 
 def test_a_symlink_in_the_workspace_does_not_open_the_env(agent, running: str,
-                                                       containers) -> None:  # noqa: F811
+                                                       containers) -> None:
     """workspace/stats made a symlink to the env folder, by a process still swapping it when
     the task ends: at the next setup the env folder stays root-only and the copy is the
     agent's."""
@@ -99,7 +98,7 @@ def test_a_symlink_in_the_workspace_does_not_open_the_env(agent, running: str,
 
 
 def test_agent_sessions_are_first_for_the_oom_killer(agent, running: str,
-                                                     containers) -> None:  # noqa: F811
+                                                     containers) -> None:
     """The agent's shell runs with oom_score_adj 1000; the daemon's own score is lower."""
     containers.hud(running, "task", "start", "fresh")
     assert agent("cat /proc/self/oom_score_adj").stdout.strip() == "1000"

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from hud.capabilities.users import resolve_user
-
 from tests.sshkit import TIMEOUT, Client, Terminal, alive, until
 
 
@@ -109,14 +108,21 @@ async def test_vanished_client_leaves_no_session_process(client: Client) -> None
 
 async def test_flooding_stdout_blocks_the_writer_not_the_daemons_memory(client: Client) -> None:
     """An agent writing endlessly to a client that does not read is blocked, not buffered."""
-    rss = lambda: int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    def rss() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
     before = rss()
     proc = await asyncio.create_subprocess_exec(*client.ssh("echo $$; exec cat /dev/zero"),
                                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
         pid = int(await asyncio.wait_for(proc.stdout.readline(), TIMEOUT))
-        io = lambda: int(re.search(r"wchar: (\d+)", Path(f"/proc/{pid}/io").read_text())[1])
+
+        def io() -> int:
+            found = re.search(r"wchar: (\d+)", Path(f"/proc/{pid}/io").read_text())
+            assert found is not None
+            return int(found[1])
+
         last = -1
         deadline = time.monotonic() + TIMEOUT
         while (written := io()) != last:  # until cat stays blocked in write(2) for 0.5 s

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from hud.errors import ConfigError
-from hud.capabilities.ssh import Workspace
 
+from hud.capabilities.ssh import Workspace
+from hud.errors import ConfigError
 from tests.bridge import bridge_argv
 from tests.sshkit import TIMEOUT, Client, alive, started, until
 

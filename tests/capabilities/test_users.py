@@ -6,11 +6,12 @@ import os
 import pwd
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
-from hud.errors import ConfigError
-from hud.capabilities.users import kill_processes, release_session, resolve_user, spare_session
 
+from hud.capabilities.users import kill_processes, release_session, resolve_user, spare_session
+from hud.errors import ConfigError
 from tests.sysusers import throwaway_user  # noqa: F401  (fixture)
 
 
@@ -75,7 +76,7 @@ def test_own_user_argv_is_unchanged() -> None:
     assert resolve_user(None).argv(["id", "-u"]) == ["id", "-u"]
 
 
-def test_argv_runs_as_the_other_user(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+def test_argv_runs_as_the_other_user(throwaway_user: pwd.struct_passwd) -> None:
     """argv() of another user really runs with its uid, gid and groups."""
     user = resolve_user(throwaway_user.pw_name)
     assert user.switch and user.dedicated
@@ -84,7 +85,7 @@ def test_argv_runs_as_the_other_user(throwaway_user: pwd.struct_passwd) -> None:
     assert out.stdout.split() == [str(throwaway_user.pw_uid), str(throwaway_user.pw_gid)]
 
 
-def test_another_users_processes_have_the_highest_oom_score(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+def test_another_users_processes_have_the_highest_oom_score(throwaway_user: pwd.struct_passwd) -> None:
     """A process run as another user, and its children, have oom_score_adj 1000."""
     user = resolve_user(throwaway_user.pw_name)
     out = subprocess.run(user.argv(["sh", "-c", "cat /proc/self/oom_score_adj; "
@@ -94,13 +95,13 @@ def test_another_users_processes_have_the_highest_oom_score(throwaway_user: pwd.
 
 
 def _has_cap_sys_resource() -> bool:
-    for line in open("/proc/self/status"):
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("CapEff:"):
             return bool(int(line.split()[1], 16) >> 24 & 1)  # CAP_SYS_RESOURCE is bit 24
     return False
 
 
-def test_the_user_cannot_lower_its_oom_score(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+def test_the_user_cannot_lower_its_oom_score(throwaway_user: pwd.struct_passwd) -> None:
     """Without CAP_SYS_RESOURCE the user cannot take its OOM score back down."""
     if not _has_cap_sys_resource():
         pytest.skip("the daemon lacks CAP_SYS_RESOURCE (Docker's default set): the score "
@@ -129,7 +130,7 @@ def test_kill_by_session_ends_the_session_and_its_children() -> None:
     assert _wait_dead(child)
 
 
-def test_kill_by_uid_catches_processes_that_left_the_session(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+def test_kill_by_uid_catches_processes_that_left_the_session(throwaway_user: pwd.struct_passwd) -> None:
     """Sweeping a dedicated uid also ends a process that called setsid."""
     user = resolve_user(throwaway_user.pw_name)
     proc = subprocess.Popen(user.argv(["sh", "-c", "setsid sleep 300 & echo $!"]), env=user.environment(),
@@ -142,7 +143,7 @@ def test_kill_by_uid_catches_processes_that_left_the_session(throwaway_user: pwd
     assert _wait_dead(escaped)
 
 
-def test_kill_by_uid_spares_service_sessions(throwaway_user: pwd.struct_passwd) -> None:  # noqa: F811
+def test_kill_by_uid_spares_service_sessions(throwaway_user: pwd.struct_passwd) -> None:
     """A service session of the user exempted with spare_session survives the sweep."""
     user = resolve_user(throwaway_user.pw_name)
     service = subprocess.Popen(user.argv(["sleep", "300"]), env=user.environment(), start_new_session=True)

@@ -10,8 +10,8 @@ import pytest
 
 from hud.capabilities.chromium import LOOPBACK_ONLY, BrowserCapability
 from hud.capabilities.desktop import DesktopCapability
-from hud.errors import ConfigError
 from hud.clients.rfb import RFBClient, RFBError, encode_png, parse_chord
+from hud.errors import ConfigError
 from tests.guikit import need, wait_for
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

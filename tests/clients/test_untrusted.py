@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from hud import Environment
+from hud.clients.untrusted import parse_manifest, ssh_params
 from hud.errors import ConfigError, ProtocolError
 from hud.messages import Binding
-from hud.clients.untrusted import parse_manifest, ssh_params
 from tests.manifestkit import DELETE, HOST_PUBKEY, valid_manifest, with_field
 
 HOSTILE_NAMES = ["shell$(touch FILE)", "a b", "x;id", "%h", "`id`", "a\nb", "", "-oProxyCommand=x",
@@ -139,7 +139,7 @@ def test_duplicate_binding_names_are_refused() -> None:
 @pytest.mark.parametrize("data", [[], "manifest", None, 5])
 def test_a_manifest_that_is_not_an_object_is_refused(data: Any) -> None:
     """A list, string, null or number instead of an object: a clear error, not a crash."""
-    with pytest.raises(ProtocolError, match="sent an invalid manifest.*manifest: Input should be"):
+    with pytest.raises(ProtocolError, match=r"sent an invalid manifest.*manifest: Input should be"):
         parse_manifest(data, "container 'c1'")
 
 

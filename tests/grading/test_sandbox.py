@@ -20,8 +20,17 @@ import pytest
 
 from hud import graders
 from hud.graders import Limits
-from tests.graderkit import (CASES, FIXED, INIT, agent_account, grade, grader,  # noqa: F401
-                             grader_account, processes_of, project)
+from tests.graderkit import (  # noqa: F401
+    CASES,
+    FIXED,
+    INIT,
+    agent_account,
+    grade,
+    grader,
+    grader_account,
+    processes_of,
+    project,
+)
 
 PAYLOAD = '''
 import importlib, statistics, sys
@@ -267,9 +276,9 @@ async def test_agent_processes_are_ended_before_the_grade(grader, agent_account,
                                                           tmp_path: Path) -> None:
     """A process of the agent still running when grading starts (it could race the copy
     or read what the grader writes) is killed first."""
-    watcher = subprocess.Popen(["setpriv", f"--reuid={agent_account.pw_uid}",
-                                f"--regid={agent_account.pw_gid}", "--clear-groups",
-                                "sleep", "300"])
+    argv = ["setpriv", f"--reuid={agent_account.pw_uid}", f"--regid={agent_account.pw_gid}",
+            "--clear-groups", "sleep", "300"]
+    watcher = subprocess.Popen(argv)  # noqa: ASYNC220 - returns at once; waited for below
     try:
         await grade(project(tmp_path))
         assert watcher.wait(timeout=10) == -signal.SIGKILL

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.docker_fixtures import (_engine_or_fail, base_layer, docker_cli,  # noqa: F401
-                                   template_image, unique_tag)
+from tests.docker_fixtures import _engine_or_fail, base_layer, docker_cli, template_image, unique_tag  # noqa: F401
+
 
 class SecureContainers:
     """Containers started exactly as the docker placement starts them (dropped

@@ -40,7 +40,8 @@ for top in ("/run", "/tmp", "/etc", "/opt", "/var", "/home", "/workspace"):
                 pass
 print(json.dumps(hits))
 s = socket.create_connection(("127.0.0.1", 8765), timeout=5)
-s.sendall(json.dumps({{"jsonrpc": "2.0", "id": 1, "method": "tasks.solve", "params": {{}}}}).encode() + b"\\n")
+solve = {{"jsonrpc": "2.0", "id": 1, "method": "tasks.solve", "params": {{}}}}
+s.sendall(json.dumps(solve).encode() + b"\\n")
 print(s.recv(4096).decode())
 PY
 """
@@ -74,7 +75,7 @@ def test_token_on_argv_is_refused(template_image, secure) -> None:
 async def test_blank_template_takes_only_the_exact_number(answer: str, reward: float,
                                                           template_image) -> None:
     """How many r's in strawberry: exactly "3" scores; a string holding every digit does not."""
-    folder, tag = template_image("blank")
+    _, tag = template_image("blank")
 
     class Answers:
         name = "answers"

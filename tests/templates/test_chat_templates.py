@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hud.agents import NopAgent, OracleAgent
-from hud.eval import Taskset
 from hud.build.scaffold import scaffold
+from hud.eval import Taskset
 from tests.graderkit import grader_account  # noqa: F401
 
 

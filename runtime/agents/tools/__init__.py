@@ -13,9 +13,9 @@ Tools exist only for the capabilities the manifest offers; `tools_for(run)` pick
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:

@@ -24,10 +24,16 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.agents.tools import Tool, ToolResult, truncate
 from hud.errors import ConfigError, InfraError
+
+if TYPE_CHECKING:  # the clients load when a tool first connects
+    from hud.agents.context import RunContext
+    from hud.clients.cdp import CDP
+    from hud.clients.page import Page
+    from hud.clients.rfb import Frame, RFBClient
 
 ACTIONS = ("screenshot", "click", "double_click", "triple_click", "move", "drag", "scroll",
            "type", "key", "wait")
@@ -59,7 +65,7 @@ COMPUTER_SCHEMA: dict[str, Any] = {
 class Shots:
     """Writes a rollout's screenshots beside its trace and records them."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: RunContext) -> None:
         self.run = run
         self.count = 0
 
@@ -81,7 +87,7 @@ def fitted_size(width: int, height: int, fit: tuple[int, int] | None) -> tuple[i
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
-def _scaled_png(frame: Any, size: tuple[int, int]) -> bytes:
+def _scaled_png(frame: Frame, size: tuple[int, int]) -> bytes:
     from PIL import Image
 
     image = Image.frombytes("RGB", (frame.width, frame.height), frame.rgb)
@@ -93,7 +99,7 @@ def _scaled_png(frame: Any, size: tuple[int, int]) -> bytes:
 class Computer:
     """A desktop seen through one RFB connection, in screenshot coordinates."""
 
-    def __init__(self, run: Any, name: str, fit: tuple[int, int] | None = None,
+    def __init__(self, run: RunContext, name: str, fit: tuple[int, int] | None = None,
                  settle: float = SETTLE) -> None:
         if fit is not None:
             try:
@@ -103,9 +109,9 @@ class Computer:
                                   "'hud-python[desktop]' (or pass fit=None)") from None
         self.run, self.name, self.fit, self.settle = run, name, fit, settle
         self.shots = Shots(run)
-        self._client: Any = None
+        self._client: RFBClient | None = None
 
-    async def client(self) -> Any:
+    async def client(self) -> RFBClient:
         """The RFB connection, opened on first use."""
         from hud.clients.rfb import RFBClient
 
@@ -114,11 +120,21 @@ class Computer:
             self._client = await RFBClient.connect(reader, writer)
         return self._client
 
-    def size(self) -> tuple[int, int]:
-        """The screenshot size the model sees."""
-        return fitted_size(self._client.width, self._client.height, self.fit)
+    def _connected(self) -> RFBClient:
+        if self._client is None:
+            raise InfraError(f"the desktop {self.name!r} is not connected: call client() first")
+        return self._client
 
-    def to_screen(self, x: Any, y: Any) -> tuple[int, int]:
+    def size(self) -> tuple[int, int]:
+        """The screenshot size the model sees (once connected).
+
+        Raises:
+            InfraError: not connected yet.
+        """
+        client = self._connected()
+        return fitted_size(client.width, client.height, self.fit)
+
+    def to_screen(self, x: object, y: object) -> tuple[int, int]:
         """Map screenshot coordinates to screen pixels.
 
         Raises:
@@ -130,8 +146,9 @@ class Computer:
         if not (0 <= x < width and 0 <= y < height):
             raise ConfigError(f"({x}, {y}) is outside the {width}x{height} screenshot; "
                               f"use 0 <= x < {width} and 0 <= y < {height}")
-        return (min(x * self._client.width // width, self._client.width - 1),
-                min(y * self._client.height // height, self._client.height - 1))
+        screen = self._connected()
+        return (min(x * screen.width // width, screen.width - 1),
+                min(y * screen.height // height, screen.height - 1))
 
     async def screenshot(self) -> bytes:
         """A PNG of the screen at the model's size; saved beside the trace."""
@@ -199,7 +216,7 @@ class Computer:
             self._client = None
 
 
-async def computer_tools(run: Any, name: str | None = None, *,
+async def computer_tools(run: RunContext, name: str | None = None, *,
                          fit: tuple[int, int] | None = None) -> list[Tool]:
     """The `computer` tool over the `rfb/` capability `name` (or the only one).
 
@@ -224,13 +241,13 @@ async def computer_tools(run: Any, name: str | None = None, *,
 class Browser:
     """Chromium seen through one CDP connection, for the browser_* tools."""
 
-    def __init__(self, run: Any, name: str) -> None:
+    def __init__(self, run: RunContext, name: str) -> None:
         self.run, self.name = run, name
         self.shots = Shots(run)
-        self._cdp: Any = None
-        self._page: Any = None
+        self._cdp: CDP | None = None
+        self._page: Page | None = None
 
-    async def page(self) -> Any:
+    async def page(self) -> Page:
         """The tab the tools act on (the first one), connecting on first use."""
         from hud.clients.cdp import CDP
 
@@ -242,10 +259,10 @@ class Browser:
         return self._page
 
     def tool(self, name: str, description: str, properties: dict[str, Any],
-             required: list[str], act: Callable[[Any, dict[str, Any]], Awaitable[ToolResult]]
+             required: list[str], act: Callable[[Page, dict[str, Any]], Awaitable[ToolResult]]
              ) -> Tool:
         async def run(args: dict[str, Any]) -> ToolResult:
-            from hud.clients.cdp import CDPError
+            from hud.clients.devtools import CDPError
 
             self.run.record("browser_action", tool=name, **args)
             for attempt in (1, 2):
@@ -266,7 +283,7 @@ class Browser:
                   "additionalProperties": False}
         return Tool(name=name, description=description, parameters=schema, run=run, timeout=60.0)
 
-    async def shot(self, page: Any, what: str) -> ToolResult:
+    async def shot(self, page: Page, what: str) -> ToolResult:
         png = await page.screenshot()
         self.shots.save(png, self.name)
         return ToolResult(what, images=[png])
@@ -274,10 +291,10 @@ class Browser:
     async def close(self) -> None:
         if self._cdp is not None:
             await self._cdp.close()
-            self._cdp = self._page = None
+            self._cdp, self._page = None, None
 
 
-async def browser_tools(run: Any, name: str | None = None) -> list[Tool]:
+async def browser_tools(run: RunContext, name: str | None = None) -> list[Tool]:
     """browser_navigate/click/type/press/read/screenshot over the `cdp/` capability.
 
     Raises:
@@ -288,29 +305,29 @@ async def browser_tools(run: Any, name: str | None = None) -> list[Tool]:
     browser = Browser(run, pick_binding(run.bindings, "cdp/", name)["name"])
     selector = {"type": "string", "description": "CSS selector"}
 
-    async def navigate(page: Any, args: dict[str, Any]) -> ToolResult:
+    async def navigate(page: Page, args: dict[str, Any]) -> ToolResult:
         await page.navigate(str(args["url"]))
         return ToolResult(f"loaded {await page.url()}")
 
-    async def click(page: Any, args: dict[str, Any]) -> ToolResult:
+    async def click(page: Page, args: dict[str, Any]) -> ToolResult:
         if args.get("selector"):
             await page.click(args["selector"])
         else:
             await page.click(x=args.get("x"), y=args.get("y"))
         return await browser.shot(page, "clicked")
 
-    async def type_(page: Any, args: dict[str, Any]) -> ToolResult:
+    async def type_(page: Page, args: dict[str, Any]) -> ToolResult:
         await page.type(str(args["text"]), args.get("selector"))
         return ToolResult("typed")
 
-    async def press(page: Any, args: dict[str, Any]) -> ToolResult:
+    async def press(page: Page, args: dict[str, Any]) -> ToolResult:
         await page.press(str(args["key"]))
         return ToolResult(f"pressed {args['key']}")
 
-    async def read(page: Any, args: dict[str, Any]) -> ToolResult:
+    async def read(page: Page, args: dict[str, Any]) -> ToolResult:
         return ToolResult(truncate(await page.text(args.get("selector") or "body")))
 
-    async def screenshot(page: Any, args: dict[str, Any]) -> ToolResult:
+    async def screenshot(page: Page, args: dict[str, Any]) -> ToolResult:
         width, height = await page.viewport()
         return await browser.shot(page, f"screenshot of the {width}x{height} viewport")
 

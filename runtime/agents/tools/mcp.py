@@ -10,29 +10,35 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hud.agents.tools import Tool, ToolResult, truncate
 from hud.agents.context import RunContext
+from hud.agents.tools import Tool, ToolResult, truncate
+
+if TYPE_CHECKING:  # the MCP SDK loads when a session opens
+    from mcp import ClientSession
+    from mcp.types import CallToolResult
+    from mcp.types import Tool as ToolSpec
 
 CALL_TIMEOUT = 120.0
 
 
-def _result(result: Any) -> ToolResult:
+def _result(result: CallToolResult) -> ToolResult:
+    from mcp.types import ImageContent, TextContent
+
     texts: list[str] = []
     images: list[bytes] = []
     for item in result.content:
-        kind = getattr(item, "type", "")
-        if kind == "text":
+        if isinstance(item, TextContent):
             texts.append(item.text)
-        elif kind == "image" and getattr(item, "mimeType", "") == "image/png":
+        elif isinstance(item, ImageContent) and item.mimeType == "image/png":
             images.append(base64.b64decode(item.data))
         else:
-            texts.append(f"[{kind} content omitted]")
+            texts.append(f"[{item.type} content omitted]")
     return ToolResult(truncate("\n".join(texts)), is_error=bool(result.isError), images=images)
 
 
-def _tool(session: Any, spec: Any, name: str) -> Tool:
+def _tool(session: ClientSession, spec: ToolSpec, name: str) -> Tool:
     async def call(args: dict[str, Any]) -> ToolResult:
         return _result(await session.call_tool(spec.name, args))
 

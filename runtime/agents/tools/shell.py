@@ -24,10 +24,13 @@ import asyncio
 import contextlib
 import posixpath
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hud.agents.tools import Tool, ToolResult, truncate
 from hud.agents.context import RunContext
+from hud.agents.tools import Tool, ToolResult, truncate
+
+if TYPE_CHECKING:  # asyncssh loads when a connection is made
+    from asyncssh import SSHClientConnection
 
 #: seconds a bash command may run unless the model asks for less (or more, up to the cap)
 COMMAND_TIMEOUT = 120.0
@@ -73,7 +76,7 @@ EDIT_SCHEMA: dict[str, Any] = {
 }
 
 
-async def connect(run: RunContext, binding: dict[str, Any]) -> Any:
+async def connect(run: RunContext, binding: dict[str, Any]) -> SSHClientConnection:
     """An asyncssh connection to an ssh binding, through the run's tunnel (host key pinned).
 
     Raises:
@@ -84,13 +87,13 @@ async def connect(run: RunContext, binding: dict[str, Any]) -> Any:
     return await ssh_connect(run.tunnel, binding)
 
 
-async def close(conn: Any) -> None:
+async def close(conn: SSHClientConnection) -> None:
     conn.close()
     with contextlib.suppress(Exception):
         await conn.wait_closed()
 
 
-def ssh_tools(conn: Any, cwd: str, suffix: str = "") -> list[Tool]:
+def ssh_tools(conn: SSHClientConnection, cwd: str, suffix: str = "") -> list[Tool]:
     """`bash` and `edit` over an asyncssh connection, working in `cwd`."""
     shell = RemoteShell(conn, cwd)
     return [
@@ -102,10 +105,18 @@ def ssh_tools(conn: Any, cwd: str, suffix: str = "") -> list[Tool]:
     ]
 
 
+def _text(output: str | bytes | None) -> str:
+    """A process's output as text: str, as asyncssh gives it with an encoding set (its types
+    also allow bytes)."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
 class RemoteShell:
     """Commands and file edits over one ssh connection."""
 
-    def __init__(self, conn: Any, cwd: str) -> None:
+    def __init__(self, conn: SSHClientConnection, cwd: str) -> None:
         self.conn = conn
         self.cwd = cwd
 
@@ -127,8 +138,8 @@ class RemoteShell:
             process.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(process.wait_closed(), CLOSE_TIMEOUT)
-            return None, str(exc.stdout or ""), str(exc.stderr or ""), True
-        return done.exit_status, done.stdout or "", done.stderr or "", False
+            return None, _text(exc.stdout), _text(exc.stderr), True
+        return done.exit_status, _text(done.stdout), _text(done.stderr), False
 
     async def bash(self, args: dict[str, Any]) -> ToolResult:
         command = args.get("command")
@@ -182,7 +193,7 @@ class RemoteShell:
             return ToolResult(err.strip() or f"cannot write {path}", is_error=True)
         return ToolResult(done)
 
-    async def _view(self, path: str, view_range: Any) -> ToolResult:
+    async def _view(self, path: str, view_range: object) -> ToolResult:
         quoted = shlex.quote(path)
         code, out, err, _ = await self.exec(
             f"if [ -d {quoted} ]; then echo DIR; find {quoted} -maxdepth 2 -not -path '*/.*' | "
@@ -202,7 +213,7 @@ class RemoteShell:
         numbered = [f"{n:6}\t{line}" for n, line in enumerate(lines, 1) if first <= n <= last]
         return ToolResult(truncate("\n".join(numbered)) or "(empty)")
 
-    async def _replace(self, path: str, old: Any, new: Any) -> ToolResult:
+    async def _replace(self, path: str, old: object, new: object) -> ToolResult:
         if not isinstance(old, str) or not old:
             return ToolResult("str_replace needs a non-empty 'old_str'", is_error=True)
         if not isinstance(new, str):
@@ -220,7 +231,7 @@ class RemoteShell:
         line = text[:text.index(old)].count("\n") + 1
         return await self._write(path, updated, f"edited {path} at line {line}")
 
-    async def _insert(self, path: str, after: Any, new: Any) -> ToolResult:
+    async def _insert(self, path: str, after: object, new: object) -> ToolResult:
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             return ToolResult(f"insert needs 'insert_line' >= 0, got {after!r}", is_error=True)
         if not isinstance(new, str):
