@@ -12,8 +12,9 @@ placement, so `hud.agents` and `hud.eval` do not import each other.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hud import lazy
 
 if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
     from hud.agents.context import RunContext as RunContext
@@ -57,15 +58,4 @@ __all__ = [
     "group_relative",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hud.eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())

@@ -20,8 +20,9 @@ the others (the codec alone needs no gymnasium).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hud import lazy
 
 if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
     from hud.robot.agent import RobotAgent as RobotAgent
@@ -92,15 +93,4 @@ __all__ = [
     "run_episode",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hud.robot' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())

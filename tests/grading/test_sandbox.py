@@ -9,6 +9,7 @@ forge a pass when it runs. Run as root with a throwaway grading account (graderk
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -272,6 +273,18 @@ async def test_no_process_of_the_grader_survives(code: str, grader, tmp_path: Pa
 # -- nothing leaks to the agent ------------------------------------------------------------
 
 
+async def _runs_as(pid: int, uid: int) -> None:
+    """Wait (bounded) until process `pid` runs as `uid`: setpriv switches after exec."""
+    status = Path(f"/proc/{pid}/status")
+    for _ in range(500):
+        uids = [line.split()[1] for line in status.read_text().splitlines()
+                if line.startswith("Uid:")]
+        if uids == [str(uid)]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"process {pid} never ran as uid {uid}")
+
+
 async def test_agent_processes_are_ended_before_the_grade(grader, agent_account,
                                                           tmp_path: Path) -> None:
     """A process of the agent still running when grading starts (it could race the copy
@@ -280,6 +293,7 @@ async def test_agent_processes_are_ended_before_the_grade(grader, agent_account,
             "--clear-groups", "sleep", "300"]
     watcher = subprocess.Popen(argv)  # noqa: ASYNC220 - returns at once; waited for below
     try:
+        await _runs_as(watcher.pid, agent_account.pw_uid)  # setpriv has switched to the agent
         await grade(project(tmp_path))
         assert watcher.wait(timeout=10) == -signal.SIGKILL
     finally:
