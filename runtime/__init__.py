@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hud import lazy
+from hud import lazy, moved
 
 __version__ = "0.1.0"
 
@@ -70,3 +70,4 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())
+moved.install()

@@ -39,9 +39,10 @@ BUILD_TIMEOUT = 3600.0
 QUICK_TIMEOUT = 60.0
 #: bytes a spawned process's stdout reader buffers per line (frames are lines)
 STREAM_LIMIT = 1 << 20
-FIX_INSTALL = "install it as root with `bash scripts/setup` (or `apt-get install docker.io`)"
-FIX_START = ("start the engine as root with `bash scripts/setup` (or `dockerd >/var/log/"
-             "dockerd.log 2>&1 &`, or `systemctl start docker`)")
+FIX_INSTALL = ("install it as root: `apt-get install docker.io` (in a hud source checkout, "
+               "`bash scripts/setup` does it)")
+FIX_START = ("start it as root: `systemctl start docker` or `dockerd >/var/log/dockerd.log "
+             "2>&1 &` (in a hud source checkout, `bash scripts/setup` does it)")
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 # what a client says when it cannot reach its engine (20.10 to 28.x)
@@ -142,10 +143,11 @@ def failure(done: Completed, what: str | None = None) -> DockerError:
     """The DockerError for a failed docker command: what failed, the exit code, the tail
     of docker's output, and the fix when the engine is down."""
     what = what or "docker " + " ".join(done.argv[1:4])
-    message = f"{what} failed (exit {done.code}): {done.tail(8)}"
-    if engine_down(done.stderr):
-        message += f"\nthe Docker engine is not reachable; {FIX_START}"
-    return DockerError(message)
+    if engine_down(done.stderr):  # one line: what docker said is the same every time
+        said = next((line.strip() for line in done.stderr.splitlines() if line.strip()), "")
+        return DockerError(f"{what} failed: the Docker engine is not reachable ({said}); "
+                           f"{FIX_START}")
+    return DockerError(f"{what} failed (exit {done.code}): {done.tail(8)}")
 
 
 def check(*args: str, timeout: float = QUICK_TIMEOUT, what: str | None = None,

@@ -69,8 +69,9 @@ async def test_docker_argument_beats_hud_docker(tmp_path: Path, fake: FakeDocker
     fake.use(monkeypatch)  # both clients log to fake's log, each call under its own path
     monkeypatch.setenv("FAKE_DOCKER_DOWN", "1")
     other = FakeDocker(tmp_path / "other")
-    with pytest.raises(DockerError, match=r"(?s)docker run fake-env:1 failed \(exit 1\).*"
-                                          r"Cannot connect.*start the engine"):
+    with pytest.raises(DockerError, match=r"(?s)docker run fake-env:1 failed: the Docker engine is "
+                                          r"not reachable.*"
+                                          r"Cannot connect.*start it as root"):
         await DockerPlacement("fake-env:1", docker=str(other.path)).open("job1", "r1")
     assert [c[:2] for c in fake.calls()] == [[str(other.path), "run"]]
 
@@ -99,9 +100,11 @@ def test_prune_with_the_engine_down_says_how_to_start_it(fake: FakeDocker) -> No
     """`hud prune` against a stopped engine: exit 1, docker's words and the fix."""
     done = hud(fake, "prune", FAKE_DOCKER_DOWN="1")
     assert done.returncode == 1
-    assert "listing the containers labelled org.hud.job failed (exit 1)" in done.stderr
+    assert ("listing the containers labelled org.hud.job failed: the Docker engine is not "
+            "reachable") in done.stderr
+    assert done.stderr.count("\n") == 1  # one line
     assert "Cannot connect to the Docker daemon" in done.stderr
-    assert "start the engine" in done.stderr
+    assert "start it as root" in done.stderr
 
 
 def test_ssh_proxy_command_resolves_hud_docker_on_path(fake: FakeDocker, tmp_path: Path) -> None:
