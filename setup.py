@@ -3,7 +3,7 @@
 Metadata lives in setup.cfg. The two folders sit at the repository root (the design
 card fixes the layout), outside the `hud` package directory, so package_data cannot
 reach them; this copies them into the build tree instead. Editable installs find them
-at the repository root (see runtime/assets.py).
+at the repository root (see runtime/build/assets.py).
 """
 
 import shutil

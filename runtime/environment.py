@@ -287,10 +287,9 @@ class Environment:
         capability (`openpi/0`); needs the `robot` extra. Returns the RobotCapability.
 
         Raises:
-            ConfigError: the name is taken.
+            ConfigError: the name is taken, or the `robot` extra is not installed.
         """
-        from hud.robot.server import RobotCapability
-
+        RobotCapability = _robot_capability()
         return self.add_capability(RobotCapability.gym(
             env, name=name, slots=slots, camera=camera, max_steps=max_steps, success=success,
             **make_kwargs))
@@ -302,9 +301,9 @@ class Environment:
         `robot` capability. Returns the RobotCapability.
 
         Raises:
-            ConfigError: the name is taken.
+            ConfigError: the name is taken, or the `robot` extra is not installed.
         """
-        from hud.robot.server import RobotCapability
+        RobotCapability = _robot_capability()
 
         return self.add_capability(RobotCapability(sim, name=name, slots=slots,
                                                    max_steps=max_steps, slot_timeout=slot_timeout))
@@ -378,3 +377,13 @@ class Environment:
                 for t in self.templates.values()
             ],
         )
+
+
+def _robot_capability() -> type[RobotCapability]:
+    """The robot capability class, or a ConfigError saying which extra to install."""
+    try:
+        from hud.robot.server import RobotCapability
+    except ImportError as exc:  # gymnasium, msgpack or numpy missing
+        raise ConfigError(f"the robot capability needs the robot extra ({exc.name} is "
+                          f"missing): pip install 'hud-python[robot]'") from exc
+    return RobotCapability

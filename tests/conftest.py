@@ -166,7 +166,7 @@ def start_daemon(short_dir: Path) -> Iterator[Any]:
         daemon.stop()
 
 
-# -- the ssh workspace, served in-process (tests/test_shells.py, tests/test_workspace.py) --
+# -- the ssh workspace, served in-process (tests/capabilities/: test_shells.py, test_ssh.py) --
 
 from tests.sysusers import throwaway_user  # noqa: E402,F401  (fixture)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from hud import Environment, Task
@@ -182,3 +184,15 @@ def test_capability_methods_declare_the_classes_they_return() -> None:
     expected[Environment.tools.fget] = Tools
     for method, cls in expected.items():
         assert typing.get_type_hints(method, localns=names)["return"] is cls, method.__name__
+
+
+def test_gym_without_the_robot_extra_says_which_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """env.gym() where msgpack/numpy are missing: a ConfigError with the pip command."""
+    for name in [m for m in sys.modules if m.startswith("hud.robot")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "msgpack", None)  # import msgpack -> ImportError
+    env = Environment(name="no-robot")
+    with pytest.raises(ConfigError, match=r"robot extra \(msgpack is missing\): "
+                                          r"pip install 'hud-python\[robot\]'"):
+        env.gym("Reacher-v5")

@@ -156,8 +156,8 @@ def _build_from_source(src: Path, out: Path) -> None:
     """`pip wheel` a clean copy of the checkout (an in-tree build/ could hold stale files)."""
     argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
     try:  # offline-friendly: build with the host's setuptools when it has them
-        import setuptools  # noqa: F401
-        import wheel  # noqa: F401
+        import setuptools  # noqa: F401 - only: can this host build without isolation?
+        import wheel  # noqa: F401 - same
 
         argv.append("--no-build-isolation")
     except ImportError:

@@ -13,6 +13,10 @@
     # host side
     job = await Taskset(tasks).run(RobotAgent(ReacherController()), group=8)
 
+Sides: `server` (the capability), `bridge` (the simulator behind it) and `episodes` run in
+the container; `client`, `agent` and `policies` run on the host; `codec` and `contract` are
+the wire both speak.
+
 Needs the `robot` extra (`pip install hud-python[robot]`: gymnasium[mujoco], websockets,
 msgpack, numpy). Names are exported lazily so that importing one piece does not import
 the others (the codec alone needs no gymnasium).

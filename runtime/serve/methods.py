@@ -28,7 +28,7 @@ from hud.errors import EnvLoadError, ProtocolError
 from hud.serve.runner import TaskRun, really_cancelled
 from hud.serve.sessions import Session, SessionRegistry
 
-log = logging.getLogger("hud.serve.connections")
+log = logging.getLogger("hud.serve.methods")
 
 
 class Conn:

@@ -3,7 +3,7 @@
 The manifest is the untrusted input under test, so it is fed through a stand-in `docker`
 client (HUD_DOCKER) that prints it for `docker exec C hud manifest` and logs every call;
 the real OpenSSH client then runs the ProxyCommand hud builds. The real-container run of
-`hud ssh` is in tests/test_capabilities_docker.py.
+`hud ssh` is in tests/capabilities/test_capabilities_docker.py.
 """
 
 from __future__ import annotations

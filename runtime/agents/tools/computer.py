@@ -103,7 +103,7 @@ class Computer:
                  settle: float = SETTLE) -> None:
         if fit is not None:
             try:
-                import PIL  # noqa: F401
+                import PIL  # noqa: F401 - only: is Pillow installed?
             except ImportError:
                 raise ConfigError("scaled screenshots need Pillow: pip install "
                                   "'hud-python[desktop]' (or pass fit=None)") from None
