@@ -8,9 +8,11 @@ Design decisions:
 - **In the daemon's event loop.** uvicorn runs as a task of the running loop (no thread),
   on a socket we bind first (so the port is known before serving) and without installing
   its own signal handlers (the daemon owns SIGTERM).
-- **Lazy.** Registering a tool imports nothing; `mcp` and `uvicorn` are imported by
-  `start()`, which the daemon calls only when the environment declared a tool. The
-  in-container CLI path never pays for them.
+- **Lazy, twice.** Registering a tool imports nothing. `start()` (which the daemon calls
+  only when the environment declared a tool) only binds the listening socket; `mcp` and
+  `uvicorn` (~20 MB, ~0.3 s) are imported when the first client connects
+  (`hud.capabilities.activation`). An author's tool whose signature the SDK rejects
+  therefore shows up then, in the hud serve log, and the capability is restarted.
 - **Env-wide and per-task tools.** `tool()`/`add_tool()` register for the environment's
   lifetime; `add_tool(..., task=True)` (e.g. from a template's setup) registers until the
   task is graded or cancelled: `task_ended()` removes it.
@@ -21,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hud.capabilities.activation import FirstConnection, loopback_listener
 from hud.capability import Capability
 from hud.errors import ConfigError, InfraError
 from hud.messages import BINDING_PROTOCOLS, Binding
@@ -50,6 +52,22 @@ class _Spec:
     name: str
     description: str | None
     task: bool
+
+
+def _load_sdk() -> None:
+    """Import uvicorn and the MCP SDK's FastMCP (what the first connection needs)."""
+    import uvicorn  # noqa: F401
+    from mcp.server import fastmcp  # noqa: F401
+
+
+async def _abandon(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Bring down a server that failed to start, releasing the listener from the loop
+    (the caller then closes the socket: asyncio must not watch a closed descriptor)."""
+    server.should_exit = server.force_exit = True
+    task.cancel()
+    await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+    for listener in getattr(server, "servers", []):  # set once startup got that far
+        listener.close()
 
 
 def _quiet_client_close(record: logging.LogRecord) -> bool:
@@ -78,6 +96,7 @@ class Tools(Capability):
         self._mcp: FastMCP | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._activation: FirstConnection | None = None
         self._binding: Binding | None = None
 
     # -- registration -----------------------------------------------------------------------
@@ -144,13 +163,35 @@ class Tools(Capability):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> Binding:
-        """Serve the registered tools over streamable HTTP on 127.0.0.1.
+        """Listen on 127.0.0.1 and return the binding; the MCP server itself (the SDK and
+        uvicorn) is loaded when the first client connects (`hud.capabilities.activation`).
+
+        Raises:
+            OSError: no loopback socket could be bound.
+        """
+        if self._binding is not None and await self.healthy():
+            return self._binding
+        await self.stop()
+        sock = loopback_listener()
+        port = sock.getsockname()[1]
+        self._activation = FirstConnection(sock, self._serve, self.name)
+        self._binding = Binding(
+            name=self.name, protocol=self.protocol, url=f"tcp://127.0.0.1:{port}",
+            params={"path": MCP_PATH},
+        )
+        log.info("mcp tools %r on 127.0.0.1:%d%s: %s", self.name, port, MCP_PATH, ", ".join(self.names))
+        return self._binding
+
+    async def _serve(self) -> None:
+        """At the first connection: build the FastMCP app and serve it on the listener.
 
         Raises:
             InfraError: the server did not come up within the start timeout.
         """
-        if self._binding is not None and self._task is not None and not self._task.done():
-            return self._binding
+        assert self._activation is not None
+        sock = self._activation.sock
+        # ~0.3 s of imports: in a thread, so the control channel keeps answering meanwhile
+        await asyncio.to_thread(_load_sdk)
         import uvicorn
         from mcp.server.fastmcp import FastMCP
 
@@ -162,56 +203,53 @@ class Tools(Capability):
 
         # JSON responses (not SSE) let the client reuse its HTTP connection: through an
         # exec tunnel every new connection is a `docker exec` (~100 ms); measured 105 → 49 ms
-        # per tool call (bench/bench_tunnel.py)
+        # per tool call (bench/bench_tunnel.py), then 49 → 9 ms with TCP_NODELAY on the
+        # listener (48 → 3.3 ms in one process, bench/bench_capabilities.py).
         self._mcp = FastMCP(self.server_name, log_level="WARNING", streamable_http_path=MCP_PATH,
                             json_response=True)
+        # The SDK logs every request at INFO ("Processing request of type ..."): a log
+        # write per tool call, and a serve.log that grows with the agent's calls
+        logging.getLogger("mcp").setLevel(logging.WARNING)
         logging.getLogger("mcp.server.streamable_http").addFilter(_quiet_client_close)
         for spec in self._specs.values():
             self._mcp.add_tool(spec.fn, name=spec.name, description=spec.description)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._mcp.streamable_http_app(), log_level="warning", access_log=False,
             lifespan="on", timeout_graceful_shutdown=int(STOP_TIMEOUT),
+            http="h11", ws="none",  # the only protocol spoken here; no websockets import
         )
-        self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"mcp:{self.name}")
+        server = self._server = _Server(config)
+        task = self._task = asyncio.create_task(server.serve(sockets=[sock]), name=f"mcp:{self.name}")
         deadline = time.monotonic() + START_TIMEOUT
-        while not self._server.started:
-            if self._task.done() or time.monotonic() > deadline:
-                error = self._task.exception() if self._task.done() else None
-                await self.stop()
-                sock.close()
+        while not server.started:
+            if task.done() or time.monotonic() > deadline:
+                error = task.exception() if task.done() else None
+                await _abandon(server, task)
                 raise InfraError(
                     f"the MCP server for capability {self.name!r} did not start within "
                     f"{START_TIMEOUT:g}s ({error!r}); see the hud serve log"
                 )
             await asyncio.sleep(0.01)
-        self._binding = Binding(
-            name=self.name, protocol=self.protocol, url=f"tcp://127.0.0.1:{port}",
-            params={"path": MCP_PATH},
-        )
-        log.info("mcp tools %r on 127.0.0.1:%d%s: %s", self.name, port, MCP_PATH, ", ".join(self.names))
-        return self._binding
 
     async def stop(self) -> None:
         """Stop serving (idempotent); open requests get a few seconds to finish."""
-        server, task = self._server, self._task
-        self._server = self._task = None
+        activation, server, task = self._activation, self._server, self._task
+        self._activation = self._server = self._task = None
         self._mcp = None
         self._binding = None
-        if server is None or task is None:
-            return
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
-        except Exception:  # noqa: BLE001 — a timeout, or the server task failed: force it down
-            server.force_exit = True
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, STOP_TIMEOUT)
+        if activation is not None:
+            await activation.close()
+        if server is not None and task is not None:
+            server.should_exit = True
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+            except Exception:  # noqa: BLE001 — a timeout, or the server task failed: force it down
+                server.force_exit = True
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, STOP_TIMEOUT)
+        if activation is not None:
+            activation.sock.close()
 
     async def task_ended(self) -> None:
         """Remove the tools registered for the task that just ended."""
@@ -219,6 +257,11 @@ class Tools(Capability):
             self.remove_tool(spec.name)
 
     async def healthy(self) -> bool:
-        """Whether the HTTP server task is alive and serving."""
-        serving = bool(self._server and self._server.started)
-        return self._task is not None and not self._task.done() and serving
+        """Whether it serves: listening for its first client, starting, or the HTTP server
+        task alive and started."""
+        activation = self._activation
+        if activation is None or activation.failed is not None:
+            return False
+        if self._task is None or activation.pending:
+            return True  # no client yet, or the SDK is loading, or uvicorn is starting
+        return not self._task.done() and bool(self._server and self._server.started)

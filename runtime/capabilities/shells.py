@@ -1,6 +1,12 @@
-"""The agent's ssh sessions: one channel bridged to one process run as the workspace user.
+"""The asyncssh side of the ssh capability: its listener, its policy, and each session
+bridged to one process run as the workspace user.
+
+Loaded at the ssh capability's first connection (`hud.capabilities.activation`): this is
+the only module of the capability that imports asyncssh.
 
 Design decisions:
+- **Policy.** Only public-key auth, with the one client key, and only as the one login
+  name; no passwords, keyboard-interactive or host-based auth.
 - **Real processes, real kernel checks.** Exec and shell requests spawn the user's login
   shell through `hud.capabilities.users` (uid switch with `setpriv`, a clean environment) in the
   workspace root. A PTY request gets a real pseudo-terminal, made the new session's
@@ -26,6 +32,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
@@ -37,7 +44,6 @@ from hud.capabilities.users import User
 
 log = logging.getLogger("hud.capabilities.ssh")
 
-SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 DRAIN_TIMEOUT = 2.0
 HANGUP_GRACE = 2.0
 CLOSE_TIMEOUT = 5.0
@@ -100,7 +106,7 @@ class Shells:
         sftp_server: path of OpenSSH's sftp-server binary.
     """
 
-    def __init__(self, user: User, root: str, env: Mapping[str, str], sftp_server: str = SFTP_SERVER) -> None:
+    def __init__(self, user: User, root: str, env: Mapping[str, str], sftp_server: str) -> None:
         self.user, self.root, self.env, self.sftp_server = user, root, dict(env), sftp_server
         #: live session leaders, by pid
         self.children: dict[int, subprocess.Popen[bytes]] = {}
@@ -244,3 +250,78 @@ class Shells:
                 break
         await exited
         return None
+
+
+class ConnectionPolicy(asyncssh.SSHServer):
+    """Per-connection policy: public-key auth for one login name, nothing else.
+
+    Args:
+        shells: runs the connection's sessions.
+        login: the only login name accepted.
+        authorized: the only key accepted.
+        connections: the open connections, kept current (the workspace closes them).
+    """
+
+    def __init__(self, shells: Shells, login: str, authorized: asyncssh.SSHAuthorizedKeys,
+                 connections: set[asyncssh.SSHServerConnection]) -> None:
+        self._shells, self._login, self._authorized = shells, login, authorized
+        self._connections = connections
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._connections.discard(self._conn)
+
+    def session_requested(self) -> ChannelProcess:
+        # While grading, the channel opens but its shell, exec or sftp request is answered
+        # with the reason and exit status 1 (see `Shells.refusal`): a refused channel open
+        # would show the reason only at OpenSSH's LogLevel INFO and above.
+        return self._shells.new_channel()
+
+    def begin_auth(self, username: str) -> bool:
+        # A wrong login name gets no trusted keys at all, so every key is refused.
+        if self._conn is not None and username == self._login:
+            self._conn.set_authorized_keys(self._authorized)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+
+async def listen(sock: socket.socket, shells: Shells, *, login: str, host_key: str,
+                 client_pubkey: str, connections: set[asyncssh.SSHServerConnection],
+                 keepalive_interval: float, login_timeout: float) -> asyncssh.SSHAcceptor:
+    """Serve ssh on the listening `sock`: `host_key` (OpenSSH private key) identifies the
+    server, `client_pubkey` (OpenSSH public key line) is the one key allowed in as `login`.
+
+    Raises:
+        asyncssh.KeyImportError: a key is not in OpenSSH format.
+    """
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    server_key = asyncssh.import_private_key(host_key)
+    authorized = asyncssh.import_authorized_keys(client_pubkey)
+    return await asyncssh.listen(
+        sock=sock,
+        server_factory=lambda: ConnectionPolicy(shells, login, authorized, connections),
+        server_host_keys=[server_key],
+        encoding=None,
+        line_editor=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        keepalive_interval=keepalive_interval,
+        keepalive_count_max=3,
+        login_timeout=login_timeout,
+    )

@@ -7,6 +7,10 @@ Design decisions:
   ed25519 host key and one client key; the binding carries the host's public key (pin
   it, no trust-on-first-use) and the client's private key. Only public-key auth with that
   key, and only as the configured login name; no forwarding of ports, agents or X11.
+- **asyncssh loads at the first connection.** `start()` makes the keys with
+  `cryptography` and binds the listener; asyncssh (~8 MB more, ~0.1 s) and
+  `hud.capabilities.shells`, the only module here that imports it, load when the first
+  client connects (`hud.capabilities.activation`). An idle container never pays for them.
 - **Sessions** are real processes run as the user (see `hud.capabilities.shells`), with keep-alives
   closing links whose peer vanished.
 - **Ending the agent's work.** `task_ended()` kills every process of a dedicated uid (so a
@@ -39,11 +43,10 @@ import os
 import shlex
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import asyncssh
-
+from hud.capabilities.activation import FirstConnection, loopback_listener
 from hud.capabilities.scratch import SCRATCH_DIRS, clear_scratch, empty, fill
-from hud.capabilities.shells import SFTP_SERVER, ChannelProcess, Shells
 from hud.capabilities.users import User, kill_processes, resolve_user
 from hud.capability import Capability
 from hud.errors import ConfigError, InfraError
@@ -51,56 +54,45 @@ from hud.grading.leftovers import remove_ipc
 from hud.messages import BINDING_PROTOCOLS, Binding
 from hud.proc import DEFAULT_LIMIT, Completed, arun
 
+if TYPE_CHECKING:  # asyncssh loads at the first connection (see the module doc)
+    import asyncssh
+
+    from hud.capabilities.shells import Shells
+
 log = logging.getLogger("hud.capabilities.ssh")
 
 KEEPALIVE_INTERVAL = 15.0
 LOGIN_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 TIMED_OUT = 124  # what coreutils timeout(1) exits with
 GRADING = ("grading in progress: no new ssh sessions until the task is graded; "
            "connect again when the next task starts")
 STARTING = "the next task is being set up; connect again in a moment"
 
 
-class _Server(asyncssh.SSHServer):
-    """Per-connection policy: public-key auth for one login name, nothing else."""
+def _key_pair(comment: str) -> tuple[str, str]:
+    """A fresh ed25519 key: (OpenSSH private key, `ssh-ed25519 BASE64 COMMENT` line).
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._workspace = workspace
-        self._conn: asyncssh.SSHServerConnection | None = None
+    Made with `cryptography` (which asyncssh stands on) so that starting the capability
+    does not load asyncssh.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self._conn = conn
-        self._workspace._connections.add(conn)
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return private, f"{public} {comment}"
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._conn is not None:
-            self._workspace._connections.discard(self._conn)
 
-    def session_requested(self) -> ChannelProcess:
-        # While grading, the channel opens but its shell, exec or sftp request is answered
-        # with the reason and exit status 1 (see `Shells.refusal`): a refused channel open
-        # would show the reason only at OpenSSH's LogLevel INFO and above.
-        assert self._workspace._shells is not None
-        return self._workspace._shells.new_channel()
+def _load_asyncssh() -> None:
+    """Import asyncssh and the sessions module (what the first connection needs)."""
+    import asyncssh  # noqa: F401
 
-    def begin_auth(self, username: str) -> bool:
-        # A wrong login name gets no trusted keys at all, so every key is refused.
-        if self._conn is not None and username == self._workspace.login:
-            self._conn.set_authorized_keys(self._workspace._authorized)
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def password_auth_supported(self) -> bool:
-        return False
-
-    def kbdint_auth_supported(self) -> bool:
-        return False
-
-    def host_based_auth_supported(self) -> bool:
-        return False
+    import hud.capabilities.shells  # noqa: F401
 
 
 class Workspace(Capability):
@@ -142,8 +134,10 @@ class Workspace(Capability):
         self.scratch = list(scratch)
         self.reset_home = reset_home
         self._user: User | None = None
+        self._activation: FirstConnection | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
-        self._authorized: asyncssh.SSHAuthorizedKeys | None = None
+        #: this start's host key (OpenSSH private key) and the one client key's public line
+        self._keys: tuple[str, str] | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._shells: Shells | None = None
         self._binding: Binding | None = None
@@ -162,15 +156,17 @@ class Workspace(Capability):
         return self.user.name
 
     async def start(self) -> Binding:
-        """Generate keys, listen on 127.0.0.1 and return the `ssh/2` binding.
+        """Generate keys, listen on 127.0.0.1 and return the `ssh/2` binding; the ssh
+        server itself (asyncssh) is loaded when the first client connects.
 
         Raises:
             ConfigError: the user does not exist or cannot be switched to, or `root`
                 is not a directory.
         """
-        if self._acceptor is not None:
-            assert self._binding is not None
-            return self._binding
+        if self._binding is not None:
+            if await self.healthy():
+                return self._binding
+            await self.stop()
         user = self.user
         if not os.path.isdir(self.root):
             raise ConfigError(
@@ -180,44 +176,41 @@ class Workspace(Capability):
         if not os.access(self.sftp_server, os.X_OK):
             log.warning("%s is missing: sftp and scp will fail; install openssh-sftp-server "
                         "in the image (the hud base image has it)", self.sftp_server)
-        logging.getLogger("asyncssh").setLevel(logging.WARNING)
-        self._shells = Shells(user, self.root, self.env, self.sftp_server)
-        self._shells.refusal = self._refusal
-        host_key = asyncssh.generate_private_key("ssh-ed25519", comment="hud-host")
-        client_key = asyncssh.generate_private_key("ssh-ed25519", comment=f"hud-{user.name}")
-        self._authorized = asyncssh.import_authorized_keys(
-            client_key.export_public_key("openssh").decode()
-        )
-        self._acceptor = await asyncssh.create_server(
-            lambda: _Server(self),
-            "127.0.0.1",
-            0,
-            server_host_keys=[host_key],
-            encoding=None,
-            line_editor=False,
-            agent_forwarding=False,
-            x11_forwarding=False,
-            keepalive_interval=self.keepalive_interval,
-            keepalive_count_max=3,
-            login_timeout=LOGIN_TIMEOUT,
-        )
-        port = self._acceptor.get_port()
+        host_key, host_pubkey = _key_pair("hud-host")
+        client_key, client_pubkey = _key_pair(f"hud-{user.name}")
+        self._keys = (host_key, client_pubkey)
+        sock = loopback_listener()
+        port = sock.getsockname()[1]
+        self._activation = FirstConnection(sock, self._serve, self.name)
         self._binding = Binding(
             name=self.name,
             protocol=self.protocol,
             url=f"tcp://127.0.0.1:{port}",
-            params={
-                "user": user.name,
-                "host_pubkey": host_key.export_public_key("openssh").decode().strip(),
-                "client_key": client_key.export_private_key("openssh").decode(),
-                "cwd": self.root,
-            },
+            params={"user": user.name, "host_pubkey": host_pubkey, "client_key": client_key,
+                    "cwd": self.root},
         )
         log.info("ssh workspace %r listening on 127.0.0.1:%d as %s", self.name, port, user.name)
         return self._binding
 
+    async def _serve(self) -> None:
+        """At the first connection: load asyncssh and serve ssh on the listener."""
+        assert self._activation is not None and self._keys is not None
+        await asyncio.to_thread(_load_asyncssh)  # ~0.1 s: off the loop
+        from hud.capabilities.shells import Shells, listen
+
+        self._shells = Shells(self.user, self.root, self.env, self.sftp_server)
+        self._shells.refusal = self._refusal
+        host_key, client_pubkey = self._keys
+        self._acceptor = await listen(
+            self._activation.sock, self._shells, login=self.login, host_key=host_key,
+            client_pubkey=client_pubkey, connections=self._connections,
+            keepalive_interval=self.keepalive_interval, login_timeout=LOGIN_TIMEOUT)
+
     async def stop(self) -> None:
         """Close the listener and every connection, and kill every process spawned."""
+        activation, self._activation = self._activation, None
+        if activation is not None:
+            await activation.close()
         acceptor, self._acceptor = self._acceptor, None
         if acceptor is not None:
             acceptor.close()
@@ -231,7 +224,9 @@ class Workspace(Capability):
                 await asyncio.wait_for(conn.wait_closed(), STOP_TIMEOUT)
         if self._shells is not None:
             await self._shells.wait_idle(STOP_TIMEOUT)
-        self._binding = None
+        if activation is not None:
+            activation.sock.close()
+        self._binding = self._keys = None
 
     def _refuse(self, reason: str | None) -> None:
         self._refusal = reason
@@ -337,8 +332,12 @@ class Workspace(Capability):
             await fill(self.user, self.root, source, timeout=timeout)
 
     async def healthy(self) -> bool:
-        """Whether the listener still accepts connections."""
-        return self._acceptor is not None and bool(self._acceptor.is_serving())
+        """Whether it serves: listening for its first client, loading asyncssh, or the
+        listener still accepting connections."""
+        activation = self._activation
+        if activation is None or activation.failed is not None:
+            return False
+        return self._acceptor is None or bool(self._acceptor.is_serving())
 
     # -- template code ----------------------------------------------------------------------
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -157,3 +162,110 @@ def test_registering_tools_imports_no_mcp() -> None:
     done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True,
                           text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def _server_ends_nodelay(port: int) -> list[int]:
+    """TCP_NODELAY of every connection this process accepted on `port` (its server ends)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue
+        with sock:
+            if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM:
+                continue
+            try:
+                sock.getpeername()  # a listener has no peer
+            except OSError:
+                continue
+            if sock.getsockname()[1] == port:
+                found.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    return found
+
+
+async def test_served_connections_have_nodelay(tools: Tools) -> None:
+    """The server end of a client's connection sends at once (TCP_NODELAY): no response
+    waits for the client's delayed ACK."""
+    binding = await tools.start()
+    async with session(binding) as client:
+        assert _text(await client.call_tool("add", {"a": 20, "b": 22})) == "42"
+        flags = _server_ends_nodelay(int(binding.url.rsplit(":", 1)[1]))
+    assert flags and all(flags), flags
+
+
+def test_sdk_loads_at_the_first_client_not_at_start() -> None:
+    """start() imports neither mcp nor uvicorn; the first client's request does, and is answered."""
+    probe = """
+import asyncio, sys
+from hud.capabilities.mcp import Tools
+
+def loaded():
+    return sorted(m for m in ('mcp', 'uvicorn') if m in sys.modules)
+
+async def main():
+    tools = Tools()
+
+    @tools.tool()
+    def echo(a: int) -> int:
+        return a
+
+    port = int((await tools.start()).url.rsplit(':', 1)[1])
+    print(loaded())
+    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+    writer.write(b'GET /mcp HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')
+    print((await asyncio.wait_for(reader.readline(), 30)).split()[:1], loaded())
+    writer.close()
+    await tools.stop()
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.splitlines() == ["[]", "[b'HTTP/1.1'] ['mcp', 'uvicorn']"], done.stderr
+
+
+async def test_tool_the_sdk_rejects_fails_the_first_client(caplog: pytest.LogCaptureFixture) -> None:
+    """A tool signature the SDK refuses: the first client is disconnected, the log says why,
+    and the capability reports itself unhealthy (so the daemon restarts it)."""
+    caps = Tools()
+
+    def hidden(_secret: int) -> int:
+        return _secret
+
+    caps.add_tool(hidden)
+    binding = await caps.start()
+    try:
+        with caplog.at_level(logging.ERROR):
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(binding.url.rsplit(":", 1)[1]))
+            with contextlib.suppress(ConnectionError):  # a reset, or an orderly close:
+                assert await asyncio.wait_for(reader.read(), 30) == b""
+            writer.close()
+        assert not await caps.healthy()
+        assert "capability 'tools' could not start serving" in caplog.text
+        assert "_secret" in caplog.text
+    finally:
+        await caps.stop()
+
+
+async def test_stop_before_any_client_closes_the_port() -> None:
+    """Stopping a server no client ever reached releases its port."""
+    caps = Tools()
+    caps.add_tool(len, name="length")
+    port = int((await caps.start()).url.rsplit(":", 1)[1])
+    await caps.stop()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_tool_calls_are_not_logged_one_by_one(tools: Tools, caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK's per-request INFO lines stay out of the log (no write per tool call)."""
+    with caplog.at_level(logging.INFO):
+        async with session(await tools.start()) as client:
+            for n in range(3):
+                assert _text(await client.call_tool("add", {"a": n, "b": 1})) == str(n + 1)
+    chatter = [r.getMessage() for r in caplog.records
+               if r.name.startswith("mcp") and r.levelno < logging.WARNING]
+    assert chatter == []
