@@ -1,12 +1,21 @@
-"""Eval throughput: rollouts per minute with the oracle on letter-count, group 16.
+"""Eval throughput: rollouts per minute with the oracle on letter-count, and how it scales.
 
-    python bench/bench_eval.py [--group 16] [--max-concurrent 4]
+    python bench/bench_eval.py [--group 16] [--max-concurrent 4] [--curve 1,2,4,8] [--warm N]
+                               [--think SECONDS]
 
-Measures `local` (in-process) and `docker` (a fresh container per rollout, over
-`docker exec -i ... hud connect`) placements. The docker figure is also given as a ratio
-to starting and removing the same number of bare containers (`docker run -d IMAGE` +
-`docker rm -f`) at the same concurrency, measured in the same run: the floor any
-container-per-rollout harness pays. Asserts nothing about time.
+First table: `local` (in-process) and `docker` (a fresh container per rollout, over
+`docker exec -i ... hud connect`) placements at `--max-concurrent`. The docker figure is
+also given as a ratio to starting and removing the same number of bare containers
+(`docker run -d IMAGE` + `docker rm -f`) at the same concurrency, measured in the same
+run: the floor any container-per-rollout harness pays.
+
+Second table, the scaling curve: at each concurrency of `--curve`, docker rollouts/min
+with no warm pool and with a warm pool of N (`Taskset.run(warm=N)`; N = the concurrency
+unless `--warm` fixes it), each as a ratio to bare run + rm at that concurrency, measured
+just before. The oracle answers at once, so a rollout is all container work; `--think S`
+has it wait S seconds first, as a model would, which is the time a warm pool overlaps
+container start with. Every docker command goes through `hud.build.docker`. Asserts
+nothing about time.
 """
 
 from __future__ import annotations
@@ -18,32 +27,82 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 async def bare_containers(image: str, count: int, concurrency: int) -> float:
+    """Seconds to start (`docker run -d`) and remove `count` bare containers, `concurrency`
+    at a time."""
+    from hud.build import docker as hd
+
     limit = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
         async with limit:
-            proc = await asyncio.create_subprocess_exec(
-                "docker", "run", "-d", "--network", "none", "--entrypoint", "sleep", image, "60",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await proc.communicate()
-            rm = await asyncio.create_subprocess_exec(
-                "docker", "rm", "-f", out.decode().strip(), stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL)
-            await rm.wait()
+            done = await hd.acheck("run", "-d", "--network", "none", "--entrypoint", "sleep",
+                                   image, "60", timeout=120, what="bare docker run")
+            await hd.acheck("rm", "-f", done.stdout.strip(), timeout=120, what="bare docker rm")
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(count)))
     return time.perf_counter() - t0
 
 
+def oracle(think: float) -> Any:
+    """The oracle, after `think` seconds of pretend model time."""
+    from hud.agents import OracleAgent
+
+    agent = OracleAgent()
+    if not think:
+        return agent
+
+    async def thinking(run: Any) -> Any:
+        await asyncio.sleep(think)
+        return await agent(run)
+
+    return thinking
+
+
+async def timed_job(tasks: Any, image: str, group: int, concurrency: int,
+                    warm: int, think: float) -> tuple[float, float | None]:
+    """Seconds for one oracle job in docker, and its reward."""
+    from hud.eval import DockerPlacement
+
+    t0 = time.perf_counter()
+    job = await tasks.run(oracle(think), group=group, runtime=DockerPlacement(image),
+                          max_concurrent=concurrency, warm=warm)
+    seconds = time.perf_counter() - t0
+    if job.errors:
+        raise SystemExit(f"the bench job failed: {[r.error for r in job.errors]}")
+    return seconds, job.reward
+
+
+async def scaling_curve(tasks: Any, image: str, group: int, levels: list[int],
+                        warm: int | None, think: float) -> list[dict[str, float]]:
+    n = len(tasks) * group
+    rows = []
+    for concurrency in levels:
+        pool = warm if warm is not None else concurrency
+        bare = await bare_containers(image, n, concurrency)
+        cold, _ = await timed_job(tasks, image, group, concurrency, 0, think)
+        warmed, _ = await timed_job(tasks, image, group, concurrency, pool, think)
+        rows.append({"concurrency": concurrency, "warm": pool, "bare": n / bare * 60,
+                     "cold": n / cold * 60, "warmed": n / warmed * 60})
+    return rows
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--group", type=int, default=16)
     parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--curve", default="1,2,4,8",
+                        help="concurrencies of the scaling curve ('' to skip it)")
+    parser.add_argument("--warm", type=int, default=None,
+                        help="warm pool size of the curve [default: the concurrency]")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds the curve's agent waits before answering [default: 0]")
     opts = parser.parse_args()
+    levels = [int(c) for c in opts.curve.split(",") if c.strip()]
 
     from hud.agents import OracleAgent
     from hud.build.env_image import build_env
@@ -68,6 +127,7 @@ async def main() -> None:
         rows.append((f"docker (max_concurrent={opts.max_concurrent})", time.perf_counter() - t0,
                      job.reward))
         bare = await bare_containers(tag, n, opts.max_concurrent)
+        curve = await scaling_curve(tasks, tag, opts.group, levels, opts.warm, opts.think)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{n} rollouts of letter-count with the oracle (group {opts.group})\n")
@@ -76,6 +136,17 @@ async def main() -> None:
         print(f"{name:<34}{seconds:>9.2f}{n / seconds * 60:>14.0f}{reward:>8.2f}")
     print(f"{'bare docker run + rm (baseline)':<34}{bare:>9.2f}{n / bare * 60:>14.0f}{'':>8}")
     print(f"\ndocker placement / bare containers: {rows[1][1] / bare:.2f}x the time")
+    if not curve:
+        return
+    think = f", the agent thinking {opts.think:g}s" if opts.think else ""
+    print(f"\nscaling curve: docker rollouts/min, {n} per cell{think}; ratio = ÷ bare docker "
+          f"run -d + rm -f at the same concurrency\n")
+    print(f"{'concurrency':>11}{'bare/min':>10}{'warm 0/min':>12}{'ratio':>7}"
+          f"{'warm N':>8}{'/min':>7}{'ratio':>7}")
+    for row in curve:
+        print(f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['cold']:>12.0f}"
+              f"{row['cold'] / row['bare']:>7.2f}{row['warm']:>8.0f}{row['warmed']:>7.0f}"
+              f"{row['warmed'] / row['bare']:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -72,17 +72,22 @@ def _print_table(job: Job) -> None:
 @click.option("--pids-limit", default=None, type=int,
               help="docker: processes and threads per rollout container, so a fork bomb stops "
                    "there [default: 1024; 0 or -1: no limit].")
+@click.option("--warm", default=0, show_default=True, type=click.IntRange(min=0),
+              help="docker: keep this many containers started and ready ahead of the "
+                   "rollouts, each used by one rollout and then removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON document.")
 def eval_command(source: str, agent: str, model: str | None, group: int,
                  max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
                  retries: int, timeout: float | None, max_steps: int | None,
                  cpus: float | None, memory: str | None, pids_limit: int | None,
-                 as_json: bool) -> None:
+                 warm: int, as_json: bool) -> None:
     """Run every task of SOURCE (tasks.py, an env dir, or a .jsonl) with AGENT
     (oracle, nop, replay:JOB_ID, or a model id).
 
     Against one running container (--runtime CONTAINER or tcp://...) rollouts run one at
-    a time, unless its environment declares it serves more at once."""
+    a time, unless its environment declares it serves more at once. With --warm N (docker)
+    N containers are started ahead of the rollouts, so a container starts while agents
+    work; Ctrl-C removes every one."""
     from hud.agents import create_agent
     from hud.eval import Taskset
 
@@ -100,16 +105,27 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
         placement.cpus, placement.memory = cpus, memory
         if pids_limit is not None:
             placement.pids_limit = pids_limit
-    click.echo(f"placement: {placement.describe()}", err=True)
+    if warm:
+        from hud.errors import ConfigError
+        from hud.eval.pool import check_warm
+
+        try:
+            check_warm(warm, placement)
+        except ConfigError as exc:
+            raise click.UsageError(f"--warm: {exc}") from None
+    pool = f", warm pool of {warm}" if warm else ""
+    click.echo(f"placement: {placement.describe()}{pool}", err=True)
     total = len(taskset) * group
     progress = _Progress(total, retries) if sys.stderr.isatty() and not as_json else None
 
-    job = asyncio.run(taskset.run(the_agent, group=group, max_concurrent=max_concurrent,
-                                  runtime=placement, retries=retries, timeout=timeout,
-                                  max_steps=max_steps,
-                                  on_run=progress.advance if progress else None))
-    if progress:
-        progress.stop()
+    try:
+        job = asyncio.run(taskset.run(the_agent, group=group, max_concurrent=max_concurrent,
+                                      runtime=placement, retries=retries, timeout=timeout,
+                                      max_steps=max_steps, warm=warm,
+                                      on_run=progress.advance if progress else None))
+    finally:
+        if progress:
+            progress.stop()
     if as_json:  # the runs and `stats` (per task and for the job)
         click.echo(job.model_dump_json(indent=2))
     else:

@@ -10,12 +10,18 @@ rollout its own container; one running environment (local, or attached) serves a
 rollouts at once as it declares (`concurrency`, default 1), and the placement holds the
 rest until one ends, so group members never share a workspace. Infra failures are
 retried when `retries` > 0, so a GRPO group is never silently smaller.
+
+`warm=N` (docker, or any placement with a fresh environment per rollout) keeps N
+environments started ahead of the rollouts that will ask for one (`hud.eval.pool`), so
+a container starts while agents work; each serves one rollout. `max_concurrent` still
+bounds the rollouts; the pool's N are on top of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -24,14 +30,48 @@ from typing import Any
 
 from hud.agents.context import Agent
 from hud.environment import Environment
-from hud.errors import ConfigError
+from hud.errors import ConfigError, HudError
 from hud.eval.placement import AttachPlacement, DockerPlacement, LocalPlacement, Placement, new_id
+from hud.eval.pool import WarmPool, check_warm
+from hud.eval.prune import sweep_job
 from hud.eval.results import Job, Run
 from hud.eval.rollout import run_rollout
 from hud.eval.traces import write_job
 from hud.task import Task
 
 LOCK_FILE = "hud.lock.json"
+#: seconds an interrupted job's rollouts get to tear down before they are cancelled again
+SETTLE_GRACE = 10.0
+
+log = logging.getLogger("hud.eval")
+
+
+async def _sweep(job_id: str, placement: Placement) -> None:
+    """After an interrupted job: remove its containers that no lease held (a `docker run`
+    cut off before its id came back, by Ctrl-C or a cancelled open)."""
+    if not isinstance(placement, DockerPlacement):
+        return
+    try:
+        await sweep_job(job_id, placement.docker)
+    except HudError as exc:
+        log.warning("job %s was interrupted and its containers could not be listed: %s; "
+                    "`hud prune --job %s` removes them", job_id, exc, job_id)
+
+
+async def _settle(members: list[asyncio.Task[None]]) -> None:
+    """Every member finished, its lease closed, before the placement shuts down (the job
+    was cancelled, or a member raised, while others still run). Each is cancelled once,
+    not twice at first (a second cancel cuts its lease's close short); one still running
+    after `SETTLE_GRACE` (Python 3.11's `asyncio.wait_for` can swallow a cancel) is
+    cancelled again, and the sweep after an interrupted job removes what that leaves."""
+    for task in members:
+        if not task.done() and not task.cancelling():
+            task.cancel()
+    pending = {task for task in members if not task.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=SETTLE_GRACE)
+        for task in pending:
+            task.cancel()
 
 
 def _new_job_id() -> str:
@@ -190,24 +230,38 @@ class Taskset:
     async def run(self, agent: Agent, group: int = 1, max_concurrent: int | None = None,
                   runtime: str | Placement | None = None, retries: int = 0,
                   timeout: float | None = None, max_steps: int | None = None,
-                  on_run: Callable[[Run], object] | None = None) -> Job:
+                  on_run: Callable[[Run], object] | None = None, warm: int = 0) -> Job:
         """Roll out every task `group` times; return the `Job` (`on_run(run)` is called as
-        each rollout ends).
+        each rollout ends). `warm=N` keeps N environments started ahead of demand.
 
         Raises:
-            ConfigError: bad arguments, or no placement fits.
+            ConfigError: bad arguments, or no placement fits (warm > 0 needs a placement
+                that starts an environment per rollout, such as docker).
+            InfraError: the warm pool gave up: its environments kept failing their
+                readiness check (the runs so far are written to the trace store).
         """
         if group < 1:
             raise ConfigError(f"group must be >= 1, got {group}")
+        check_warm(warm)
         if not self.tasks:
             raise ConfigError("the taskset is empty: nothing to run")
         placement = self.placement(runtime)
-        job = Job(id=_new_job_id(), agent=getattr(agent, "name", type(agent).__name__),
+        check_warm(warm, placement)
+        job_id = _new_job_id()
+        total = len(self.tasks) * group
+        inner = placement
+        pool = WarmPool(placement, warm, job_id=job_id, demand=total) if warm else None
+        placement = pool or placement
+        job = Job(id=job_id, agent=getattr(agent, "name", type(agent).__name__),
                   placement=placement.describe(), group=group, started_at=time.time())
-        limit = asyncio.Semaphore(max_concurrent or len(self.tasks) * group)
+        limit = asyncio.Semaphore(max_concurrent or total)
 
         async def member(task: Task, group_id: str, index: int) -> None:
             for attempt in range(1, retries + 2):
+                if attempt > 1 and pool is not None:
+                    if pool.error is not None:
+                        return  # the pool gave up: the job raises its error
+                    pool.expect(1)  # the retry is demand: start its environment now
                 async with limit:
                     run: Run = await run_rollout(task, agent, placement, job_id=job.id,
                                                  group_id=group_id, index=index, attempt=attempt,
@@ -218,14 +272,31 @@ class Taskset:
                 if run.status != "infra_error":
                     return
 
+        interrupted = True
+        members: list[asyncio.Task[None]] = []
         try:
-            members = []  # one group id per task, shared by its members
+            if pool is not None:
+                pool.start()
             for task in self.tasks:
-                group_id = new_id()
-                members += [member(task, group_id, i) for i in range(group)]
-            await asyncio.gather(*members)
+                group_id = new_id()  # one per task, shared by its members
+                members += [asyncio.ensure_future(member(task, group_id, i)) for i in range(group)]
+            # not gather: cancelled, it waits for a member that swallowed its cancel (see
+            # _settle), and this `finally` must run at once
+            done, _ = await asyncio.wait(members, return_when=asyncio.FIRST_EXCEPTION)
+            for finished in done:
+                error = None if finished.cancelled() else finished.exception()
+                if error is not None:
+                    raise error  # a bug in hud: run_rollout classifies every rollout failure
+            interrupted = False
         finally:
-            await placement.shutdown()
-            job.finished_at = time.time()
-            write_job(job)
+            try:
+                await _settle(members)
+                await placement.shutdown()
+                if interrupted:
+                    await _sweep(job.id, inner)
+            finally:
+                job.finished_at = time.time()
+                write_job(job)
+        if pool is not None and pool.error is not None:
+            raise pool.error
         return job

@@ -118,3 +118,26 @@ def test_eval_help_documents_the_container_limits(tmp_path: Path) -> None:
     text = " ".join(done.stdout.split())
     assert "--pids-limit" in text and f"[default: {DEFAULT_PIDS_LIMIT}; 0 or -1: no limit]" in text
     assert "[default: no limit]" in text
+
+
+def test_warm_needs_a_placement_that_starts_environments(tmp_path: Path) -> None:
+    """--warm 2 with the local placement is a usage error (exit 2) that names the fix."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--runtime", "local",
+               "--warm", "2")
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "--warm: warm=2 starts environments ahead of demand" in text
+    assert "runtime='docker:IMAGE'" in text
+
+
+def test_warm_must_not_be_negative(tmp_path: Path) -> None:
+    """--warm -1 is refused by the option itself (exit 2)."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--warm", "-1")
+    assert done.returncode == 2 and "'--warm'" in done.stderr and "-1" in done.stderr
+
+
+def test_warm_0_runs_as_before(tmp_path: Path) -> None:
+    """--warm 0 (the default) is accepted by every placement: the local eval still runs."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "oracle", "--warm", "0")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0].startswith("placement: local")
+    assert "reward 1.000 over 3 completed runs" in done.stdout

@@ -184,3 +184,34 @@ def test_unknown_env_for_local_placement(tmp_path: Path) -> None:
     ts = Taskset([Task(env="not-loaded-anywhere", id="t")])
     with pytest.raises(ConfigError, match="not loaded in this process"):
         ts.placement("local")
+
+
+async def test_a_rollout_that_swallowed_a_cancel_is_cancelled_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelling a job whose agent swallows the first cancel (as Python 3.11's
+    asyncio.wait_for can): after the grace it is cancelled again and the job ends."""
+    from hud.eval import taskset as taskset_module
+
+    monkeypatch.setattr(taskset_module, "SETTLE_GRACE", 0.2)
+    seen: list[str] = []
+    working = asyncio.Event()
+
+    async def stubborn(run):  # type: ignore[no-untyped-def]
+        working.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("swallowed")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled again")
+            raise
+
+    job = asyncio.create_task(
+        Taskset.from_source(LETTERS).filter(["count_letter-7723267a"]).run(stubborn))
+    await asyncio.wait_for(working.wait(), 30)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(job, 30)
+    assert seen == ["swallowed", "cancelled again"]
