@@ -11,12 +11,21 @@ not a copy) after warning once with the new path. Names that moved *between* mod
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+# Plain classes at run time, importlib.abc's for the type checker: importlib.abc imports
+# importlib.resources (~13 ms), and every `hud` process (`hud task start` in a
+# container) imports this module.
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _Loader
+    from importlib.abc import MetaPathFinder as _MetaPathFinder
+else:
+    _Loader = _MetaPathFinder = object
 
 #: old module path -> where it lives now
 MOVED: dict[str, str] = {
@@ -59,11 +68,14 @@ MOVED: dict[str, str] = {
 }
 
 
-class _Alias(importlib.abc.Loader):
+class _Alias(_Loader):
     """Loads an old path as the module at its new path."""
 
     def __init__(self, new: str) -> None:
         self.new = new
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        """The default module creation."""
 
     def exec_module(self, module: ModuleType) -> None:
         """Warn, then put the module at the new path in `sys.modules` under the old name:
@@ -74,7 +86,7 @@ class _Alias(importlib.abc.Loader):
         sys.modules[module.__name__] = importlib.import_module(self.new)
 
 
-class MovedFinder(importlib.abc.MetaPathFinder):
+class MovedFinder(_MetaPathFinder):
     """Finds the old paths in `MOVED` (and nothing else)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,

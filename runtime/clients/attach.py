@@ -86,8 +86,7 @@ async def attach(target: str, token: str | None = None) -> RemoteEnv:
     placement = AttachPlacement(target, token, gate=False)
     lease = await placement.open("attach", new_id())
     try:
-        manifest = parse_manifest(await lease.channel.call("hello", {"client": "hud-attach"}),
-                                  placement.source())
+        manifest = parse_manifest(lease.hello, placement.source())  # said by the placement
     except BaseException:
         await lease.close()
         raise

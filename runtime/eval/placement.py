@@ -10,8 +10,11 @@
 Every docker command (run, exec, rm) goes through `hud.build.docker`, so `HUD_DOCKER`
 and its typed errors hold here too; `docker=` names another client for one placement.
 
-Each `open()` returns a `Lease`: a control `Channel`, a way to open tunnels to the
-capabilities, and `close()`. Failures to provision are `InfraError`s.
+Each `open()` returns a ready `Lease` (hud.eval.lease): a control `Channel` on which the
+daemon has answered `hello`, that answer (`Lease.hello`, the manifest, still untrusted),
+a way to open tunnels to the capabilities, and `close()`. Every placement says `hello`
+exactly once per lease, so a rollout never asks again. Failures to provision are
+`InfraError`s.
 
 One running environment serves one rollout at a time unless it declares more (the
 manifest's `env.concurrency`, the in-process `Environment.concurrency`): rollouts share
@@ -23,14 +26,11 @@ docker placement gives each rollout its own container and needs no gate.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import shutil
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,12 @@ from hud.clients.channel import Channel, open_tunnel_stream
 from hud.clients.untrusted import parse_manifest
 from hud.environment import Environment
 from hud.errors import ConfigError, InfraError
-from hud.eval.exec_transport import ExecTransport, Streams
+from hud.eval.exec_transport import ExecTransport
 from hud.eval.gate import Gate, gate_for
+from hud.eval.lease import HELLO
+from hud.eval.lease import Lease as Lease  # the contract; imported from here too
+from hud.eval.lease import Placement as Placement
+from hud.eval.lease import Streams as Streams
 
 log = logging.getLogger("hud.eval")
 
@@ -49,53 +53,6 @@ JOB_LABEL = "org.hud.job"
 ROLLOUT_LABEL = "org.hud.rollout"
 #: processes (and threads) per rollout container unless told otherwise
 DEFAULT_PIDS_LIMIT = 1024
-
-
-@dataclass
-class Lease:
-    """One rollout's hold on an environment."""
-
-    channel: Channel
-    tunnel: Callable[[str], Awaitable[Streams]]
-    release: Callable[[], Awaitable[None]]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def source(self) -> str:
-        """What this lease reaches, for messages (e.g. "image 'x' (container 0123abcd)")."""
-        info = self.info
-        if "image" in info:
-            return f"image {info['image']!r} (container {info.get('container')})"
-        if "container" in info:
-            return f"container {info['container']!r}"
-        if "url" in info:
-            return f"the daemon at {info['url']}"
-        return f"the {info.get('placement', 'attached')} environment"
-
-    async def close(self) -> None:
-        try:
-            await self.channel.close()
-        finally:
-            await self.release()
-
-
-class Placement(abc.ABC):
-    """Provisions environments for rollouts."""
-
-    name: str = "placement"
-
-    @abc.abstractmethod
-    async def open(self, job_id: str, rollout_id: str) -> Lease:
-        """Provision an environment for one rollout.
-
-        Raises:
-            InfraError: it could not be provisioned or reached.
-        """
-
-    async def shutdown(self) -> None:
-        """Release what the placement holds across rollouts."""
-
-    def describe(self) -> str:
-        return self.name
 
 
 class LocalPlacement(Placement):
@@ -154,7 +111,13 @@ class LocalPlacement(Placement):
             await gate.release()
             raise
         channel = Channel(reader, writer, describe=f"local env {self.env.name}")
-        return Lease(channel, tunnel, gate.release, {"placement": "local"})
+        try:
+            hello = await channel.call("hello", dict(HELLO))
+        except BaseException:
+            await channel.close()
+            await gate.release()
+            raise
+        return Lease(channel, tunnel, gate.release, {"placement": "local"}, hello)
 
     async def shutdown(self) -> None:
         if self._daemon is not None:
@@ -293,7 +256,8 @@ class DockerPlacement(Placement):
             await release()
             raise
         return Lease(channel, transport.tunnel, release,
-                     {"placement": "docker", "container": container[:12], "image": self.image})
+                     {"placement": "docker", "container": container[:12], "image": self.image},
+                     transport.hello)
 
 
 class AttachPlacement(Placement):
@@ -324,16 +288,16 @@ class AttachPlacement(Placement):
 
     async def open(self, job_id: str, rollout_id: str) -> Lease:
         if not self.gate:
-            return (await self._open())[0]
+            return await self._open()
         gate = gate_for(self.target)
         await gate.acquire()
         try:
-            lease, hello = await self._open()
+            lease = await self._open()
         except BaseException:
             await gate.release()
             raise
         try:
-            await gate.learn(parse_manifest(hello, self.source())["env"]["concurrency"])
+            await gate.learn(parse_manifest(lease.hello, self.source())["env"]["concurrency"])
         except BaseException:
             try:
                 await lease.close()
@@ -351,16 +315,15 @@ class AttachPlacement(Placement):
         lease.release = release
         return lease
 
-    async def _open(self) -> tuple[Lease, Any]:
-        """A lease and the daemon's `hello` answer."""
+    async def _open(self) -> Lease:
         if self.target.startswith("tcp://"):
             return await self._open_tcp()
         transport = ExecTransport(self.target, self.docker)
         channel = await transport.channel(30.0)
-        return (Lease(channel, transport.tunnel, transport.close,
-                      {"placement": "attach", "container": self.target}), transport.hello)
+        return Lease(channel, transport.tunnel, transport.close,
+                     {"placement": "attach", "container": self.target}, transport.hello)
 
-    async def _open_tcp(self) -> tuple[Lease, Any]:
+    async def _open_tcp(self) -> Lease:
         from urllib.parse import urlsplit
 
         url = urlsplit(self.target)
@@ -373,7 +336,8 @@ class AttachPlacement(Placement):
             raise InfraError(f"no hud daemon answers at {self.target}: {exc}") from exc
         channel = Channel(reader, writer, describe=self.target)
         try:
-            hello = await channel.call("hello", {"token": self.token} if self.token else {})
+            hello = await channel.call("hello", {**HELLO, "token": self.token} if self.token
+                                       else dict(HELLO))
         except BaseException:
             await channel.close()
             raise
@@ -386,7 +350,8 @@ class AttachPlacement(Placement):
         async def release() -> None:
             return None
 
-        return Lease(channel, tunnel, release, {"placement": "attach", "url": self.target}), hello
+        return Lease(channel, tunnel, release, {"placement": "attach", "url": self.target},
+                     hello)
 
 
 def _at_once(concurrency: int | None) -> str:

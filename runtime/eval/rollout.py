@@ -19,7 +19,8 @@ from typing import Any
 from hud.agents.context import Agent, RunContext
 from hud.clients.untrusted import parse_manifest
 from hud.errors import HudError, InfraError, RemoteError
-from hud.eval.placement import Lease, Placement, new_id
+from hud.eval.lease import HELLO, Lease, Placement
+from hud.eval.placement import new_id
 from hud.eval.results import Run
 from hud.eval.traces import TraceWriter, job_dir
 from hud.task import Task
@@ -56,9 +57,12 @@ async def run_rollout(
         lease = await placement.open(job_id, trace_id)
         run.placement = lease.info
         # the manifest is untrusted input (an image someone else built): nothing of it is
-        # used, nor any task started, unless it passes the host's strict models
-        manifest = parse_manifest(await lease.channel.call("hello", {"client": "hud-eval"}),
-                                  lease.source())
+        # used, nor any task started, unless it passes the host's strict models. The
+        # placement already said `hello` (hud.eval.lease); a custom one may not have.
+        hello = lease.hello
+        if hello is None:
+            hello = await lease.channel.call("hello", dict(HELLO))
+        manifest = parse_manifest(hello, lease.source())
         lap("placement")
         trace.event("placement", **lease.info)
         phase = "start"

@@ -1,8 +1,18 @@
 """`hud serve`: the runtime daemon's lifecycle.
 
-load env → initialize hooks → start capabilities → listen (unix socket, optional TCP)
-→ serve until SIGTERM/SIGINT → stop listening → cancel tasks in progress → stop
-capabilities → shutdown hooks (reverse order) → remove the socket.
+claim the socket path and take the liveness lock (hud.liveness) → load env → initialize
+hooks → start capabilities → listen (unix socket, optional TCP) → serve until
+SIGTERM/SIGINT → stop listening → cancel tasks in progress → stop capabilities →
+shutdown hooks (reverse order) → remove the socket and the lock.
+
+Listening comes last, and that is the readiness contract: a connection that is accepted
+is answered at once, and its `hello` returns a manifest whose every binding is up. A
+host waits for the socket to accept (`hud connect --wait`), not for a log line.
+Capabilities start one after another, in registration order, on purpose: a later one may
+rely on an earlier one (a browser on a desktop's display, an author's app on a service's
+port). Measured, starting them at once would save little: ssh and mcp start in a few ms
+(their servers load at first use), and the slow ones (Xvnc ~0.3 s, Chromium ~0.45 s) are
+the pair that depends on each other.
 
 A broken environment does not stop the daemon: it keeps serving and answers every
 session method with the import error and its traceback, so `hud task list` (and the
@@ -35,6 +45,7 @@ from typing import Any
 
 from hud.environment import Environment
 from hud.errors import ConfigError, EnvLoadError
+from hud.liveness import LivenessLock
 from hud.messages import MAX_FRAME_BYTES
 from hud.paths import ROOT_SOCKET
 from hud.serve.connections import ControlServer, TcpPolicy
@@ -174,12 +185,40 @@ class Daemon:
         self._listeners: list[asyncio.base_events.Server] = []
         self._stop = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
+        self._alive: LivenessLock | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
 
     async def start(self) -> ControlServer:
-        """Load, initialize, start capabilities and listen. Returns the server."""
+        """Claim the socket, load, initialize, start capabilities and listen.
+
+        Returns:
+            The control server.
+
+        Raises:
+            ConfigError: another daemon starts or serves on the socket; the socket path
+                is taken by something else.
+            OSError: a listener cannot be opened (the TCP port is taken).
+        """
+        cfg = self.config
+        if cfg.socket_path is not None:
+            # first, so that a client waiting for the socket (`hud connect --wait`) can tell
+            # this daemon starting from one that died (hud.liveness)
+            _claim_socket_path(cfg.socket_path)
+            self._alive = LivenessLock.take(cfg.socket_path)
+        try:
+            return await self._start()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _release_lock(self) -> None:
+        if self._alive is not None:
+            self._alive.release()
+            self._alive = None
+
+    async def _start(self) -> ControlServer:
         cfg = self.config
         env, error = await prepare_environment(cfg.spec, cfg.env)
         server = ControlServer(
@@ -197,8 +236,6 @@ class Daemon:
             log.error("environment failed to load: %s\n%s", server.load_error,
                       server.load_error.traceback)
         self.env, self.server = env, server
-        if cfg.socket_path is not None:
-            _claim_socket_path(cfg.socket_path)
         if cfg.tcp is not None:
             host, port = cfg.tcp
             policy = TcpPolicy(token=cfg.token, max_connections=cfg.max_connections,
@@ -290,3 +327,4 @@ class Daemon:
         if self.config.socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.config.socket_path.unlink()
+        self._release_lock()

@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import ENVS, wait_for_socket
@@ -102,6 +103,43 @@ def test_second_daemon_on_the_same_socket_is_refused(start_daemon) -> None:
                         "--log-file", str(daemon.log_path) + "2")
     assert second.returncode == 1
     assert "already listening" in second.stderr
+
+
+def test_the_daemon_holds_its_liveness_lock_until_sigterm(start_daemon) -> None:
+    """While serving, the lock next to the socket is held and names the daemon; after
+    SIGTERM it is gone with the socket."""
+    from hud.liveness import holder, lock_path
+
+    daemon = start_daemon(str(ENVS / "letters.py"))
+    state = holder(daemon.socket_path)
+    assert state is not None and state.held and state.pid == daemon.proc.pid
+    assert stat.S_IMODE(os.stat(lock_path(daemon.socket_path)).st_mode) == 0o600
+    assert daemon.stop() == 0
+    assert not os.path.exists(lock_path(daemon.socket_path)) and not daemon.socket_path.exists()
+
+
+def test_a_second_daemon_on_a_starting_ones_socket_is_refused(short_dir: Path) -> None:
+    """A daemon still in its initialize hook (not listening yet) keeps its socket: a
+    second serve exits 1 naming the first one's pid."""
+    from hud.liveness import holder
+
+    sock = short_dir / "s.sock"
+    argv = [sys.executable, "-m", "hud.cli.main", "serve", str(ENVS / "hellos.py"), "--socket",
+            str(sock), "--log-file", str(short_dir / "log")]
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "HELLOS_HANG": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while not ((state := holder(sock)) is not None and state.held):
+            assert time.monotonic() < deadline and first.poll() is None, "no lock taken"
+            time.sleep(0.01)
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert second.returncode == 1
+    assert f"another hud serve (pid {first.pid}) is starting or serving on {sock}" \
+        in second.stderr
 
 
 def test_stale_socket_file_is_replaced(short_dir: Path, start_daemon) -> None:
