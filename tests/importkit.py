@@ -147,3 +147,17 @@ def _chain(name: str, via: dict[str, tuple[str, Path, int] | None]) -> str:
         steps.append(f"{importer} ({shown}:{line})")
         link = via[importer]
     return " <- ".join(steps)
+
+
+#: a script that runs `hud ARGV...` in-process and prints the modules it loaded (as JSON,
+#: on stderr); format with `argv=[...]`
+PROBE = """
+import json, sys
+sys.argv = ["hud", *{argv!r}]
+try:
+    from hud.cli.main import main
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""

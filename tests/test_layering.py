@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.importkit import ROOT, forbidden_imports, imports_of, module_file
+from tests.importkit import PROBE, ROOT, forbidden_imports, imports_of, module_file
 
 #: what runs inside a container: the commands `hud serve`, `hud task`, `hud connect`,
 #: `hud health`, `hud manifest` (health and manifest live in hud.cli.task), the daemon, the
@@ -129,16 +129,6 @@ def test_type_checking_imports_are_not_runtime_imports(tmp_path: Path) -> None:
 HEAVY = ("pydantic", "rich", "ray", "anthropic", "openai", "google.genai", "asyncssh", "mcp",
          "uvicorn", "httpx", "docker", "numpy", "asyncio")
 
-PROBE = """
-import json, sys
-sys.argv = ["hud", *{argv!r}]
-try:
-    from hud.cli.main import main
-    main()
-except SystemExit:
-    pass
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
-"""
 
 
 @pytest.mark.parametrize("argv", [["task", "start", "x"], ["task", "grade", "--answer", "1"],

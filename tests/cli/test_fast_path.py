@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENVS
+from tests.importkit import PROBE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,16 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SLOW = ("importlib.abc", "importlib.resources", "importlib.metadata", "tempfile", "shutil",
         "email", "zipfile", "dataclasses", "ctypes", "pathlib", "urllib.parse")
 
-PROBE = """
-import json, sys
-sys.argv = ["hud", *{argv!r}]
-try:
-    from hud.cli.main import main
-    main()
-except SystemExit:
-    pass
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
-"""
 
 
 @pytest.fixture(scope="module")
