@@ -57,14 +57,6 @@ class ExecTransport:
     def _connect_args(self, *extra: str) -> list[str]:
         return ["exec", "-i", self.container, "hud", "connect", *extra]
 
-    def argv(self, *extra: str) -> list[str]:
-        """The command line of one `hud connect` process (`extra`: e.g. `--tunnel NAME`).
-
-        Raises:
-            DockerError: no docker client is installed.
-        """
-        return hd.argv(*self._connect_args(*extra), binary=self.docker)
-
     async def _exec_streams(self, *extra: str) -> tuple[asyncio.subprocess.Process, Streams]:
         proc = await hd.spawn(*self._connect_args(*extra), binary=self.docker)
         assert proc.stdout is not None and proc.stdin is not None
