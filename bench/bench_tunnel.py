@@ -6,7 +6,10 @@ Builds a small environment (ssh workspace + one MCP tool), starts it with
 `--network none`, and measures, in the same run:
   - `docker exec C true` (the baseline: what any exec-based harness pays per command);
   - a command round trip over an already open ssh session (asyncssh over the tunnel);
-  - opening a new tunnel connection (ssh handshake included);
+  - attaching: the one `docker exec ... hud connect --mux` that carries everything,
+    its SSH handshake and the daemon's hello;
+  - opening a new tunnel stream on that connection (no exec), and the same with the
+    capability's ssh handshake on top;
   - an MCP tool call over an open session;
   - the daemon's resident memory with ssh and mcp started (MB).
 Prints medians and ratios; asserts nothing about time.
@@ -68,7 +71,20 @@ async def main() -> None:
             t0 = time.perf_counter()
             subprocess.run(["docker", "exec", name, "true"], check=True)
             execs.append(time.perf_counter() - t0)
+        attaches = []
+        for _ in range(max(3, opts.runs // 4)):
+            t0 = time.perf_counter()
+            async with await hud.attach(name):
+                attaches.append(time.perf_counter() - t0)
         async with await hud.attach(name) as env:
+            ssh_name = next(b["name"] for b in env.bindings.values()
+                            if b["protocol"].startswith("ssh/"))
+            streams = []
+            for _ in range(opts.runs):
+                t0 = time.perf_counter()
+                _, writer = await env.tunnel(ssh_name)
+                streams.append(time.perf_counter() - t0)
+                writer.close()
             opens = []
             for _ in range(max(3, opts.runs // 4)):
                 t0 = time.perf_counter()
@@ -93,12 +109,14 @@ async def main() -> None:
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     base = median_ms(execs)
-    print(f"{'measure':<48}{'median ms':>10}{'ratio':>8}")
+    print(f"{'measure':<52}{'median ms':>10}{'ratio':>8}")
     for label, samples in (("docker exec C true (baseline)", execs),
                            ("ssh command on an open session (tunnel)", cmds),
-                           ("open a tunnel + ssh handshake", opens),
+                           ("attach: one exec + SSH handshake + hello", attaches),
+                           ("open a tunnel stream (on the open connection)", streams),
+                           ("open a tunnel stream + ssh handshake", opens),
                            ("MCP tool call on an open session (tunnel)", calls)):
-        print(f"{label:<48}{median_ms(samples):>10.1f}{median_ms(samples) / base:>8.2f}")
+        print(f"{label:<52}{median_ms(samples):>10.1f}{median_ms(samples) / base:>8.2f}")
     if len(rss) >= 2:
         print(f"\ndaemon RSS with ssh + mcp started: {int(rss[1]) / 1024:.1f} MB")
 

@@ -5,6 +5,9 @@ This is what makes the transport exec-only: the host runs
 speaks the protocol over the exec's pipes. No published port, works with
 `--network none`, and the same over `kubectl exec`.
 
+`--mux` carries the control channel and any number of tunnels over one exec, as SSH
+channels (hud.serve.mux); the docker placement and `hud.attach` use it.
+
 `--wait SECONDS` makes one exec enough for a container that is still starting: the
 command waits (bounded) for the daemon's socket to accept, in the container, then
 bridges as usual. A host therefore spawns one `hud connect --wait` right after `docker
@@ -24,9 +27,8 @@ import threading
 
 import click
 
-from hud import wire
-from hud.cli.options import connection_options, fail
-from hud.clients.control import open_socket
+from hud.cli.options import connection_options
+from hud.clients.control import open_socket, open_tunnel
 
 _CHUNK = 1 << 16
 
@@ -52,24 +54,23 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
-    """Send tunnel.open; return the bytes that arrived after the reply line.
+def _serve_mux(socket_path: str | None, url: str | None, token: str | None,
+               wait: float) -> None:
+    """Serve the multiplexed connection (hud.serve.mux) over stdin/stdout until it ends."""
+    import asyncio
+    import ctypes.util
 
-    Raises:
-        RemoteError: the daemon refused (unknown capability, capability down).
-        ProtocolError: the reply is not a JSON-RPC 2.0 reply to tunnel.open.
-    """
-    request = wire.tunnel_request(name, token or os.environ.get("HUD_TOKEN"))
-    sock.sendall(wire.encode(request))
-    buf = b""
-    while b"\n" not in buf:
-        chunk = sock.recv(_CHUNK)
-        if not chunk:
-            fail(f"the daemon closed the connection before answering tunnel.open {name!r}")
-        buf += chunk
-    line, _, rest = buf.partition(b"\n")
-    wire.read_reply(line, request["id"], method=f"tunnel.open {name!r}")
-    return rest
+    # asyncssh probes for liboqs (post-quantum kex) with find_library, two `ldconfig -p`
+    # runs (~13 ms on every exec); the mux offers curve25519 only, so skip the probe in
+    # this process
+    find_library = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: None if name in ("oqs", "liboqs") \
+        else find_library(name)
+    try:
+        from hud.serve.mux import Dialer, serve_stdio
+    finally:
+        ctypes.util.find_library = find_library
+    asyncio.run(serve_stdio(Dialer(socket_path, url, token, wait)))
 
 
 @click.command()
@@ -78,13 +79,22 @@ def _open_tunnel(sock: socket.socket, name: str, token: str | None) -> bytes:
 @click.option("--wait", "wait", default=0.0, type=click.FloatRange(min=0), metavar="SECONDS",
               help="Wait up to SECONDS for a daemon that is still starting, then bridge "
                    "[default: 0, fail at once].")
+@click.option("--mux", is_flag=True,
+              help="Carry the control channel and any number of tunnels at once, as SSH "
+                   "channels over stdin/stdout (what hud's docker placement uses).")
 @connection_options
-def connect(tunnel_name: str | None, wait: float, socket_path: str | None, url: str | None,
-            token: str | None) -> None:
+def connect(tunnel_name: str | None, wait: float, mux: bool, socket_path: str | None,
+            url: str | None, token: str | None) -> None:
     """Bridge stdin/stdout to the daemon (use with `docker exec -i CONTAINER hud connect`)."""
+    if mux:
+        if tunnel_name:
+            raise click.UsageError("--mux carries every tunnel already; drop --tunnel")
+        _serve_mux(socket_path, url, token, wait)
+        return
     sock = open_socket(socket_path, url, wait=wait)
     try:
-        pending = _open_tunnel(sock, tunnel_name, token) if tunnel_name else b""
+        pending = open_tunnel(sock, tunnel_name, token or os.environ.get("HUD_TOKEN")) \
+            if tunnel_name else b""
         if pending:
             _write_all(1, pending)
         threading.Thread(target=_stdin_to_socket, args=(sock,), daemon=True).start()

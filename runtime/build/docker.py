@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,13 @@ async def acheck(*args: str, timeout: float = QUICK_TIMEOUT, what: str | None = 
     return done
 
 
-async def spawn(*args: str, binary: str | None = None,
-                limit: int = STREAM_LIMIT) -> asyncio.subprocess.Process:
+async def spawn(*args: str, binary: str | None = None, limit: int = STREAM_LIMIT,
+                stdio: socket.socket | None = None) -> asyncio.subprocess.Process:
     """Start a long-lived `docker ARGS` with pipes on stdin, stdout and stderr.
 
     For `docker exec -i CONTAINER hud connect`: the caller speaks over the pipes and must
-    kill and wait for the process when done.
+    kill and wait for the process when done. With `stdio`, the process's stdin and stdout
+    are that socket instead (the caller keeps the other end of a socketpair).
 
     Raises:
         DockerError: the client is missing or cannot be started.
@@ -191,7 +193,8 @@ async def spawn(*args: str, binary: str | None = None,
     command = argv(*args, binary=binary)
     try:
         return await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            *command, stdin=asyncio.subprocess.PIPE if stdio is None else stdio.fileno(),
+            stdout=asyncio.subprocess.PIPE if stdio is None else stdio.fileno(),
             stderr=asyncio.subprocess.PIPE, env=_env(), limit=limit)
     except OSError as exc:
         raise DockerError(f"cannot start the docker client {command[0]!r}: {exc}; "

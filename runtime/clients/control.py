@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hud import liveness, wire
-from hud.errors import DaemonUnavailable
+from hud.errors import DaemonUnavailable, InfraError
 from hud.paths import default_log_path, default_socket
 
 if TYPE_CHECKING:
@@ -138,6 +138,29 @@ def open_socket(
             continue
         sock.settimeout(None)
         return sock
+
+
+def open_tunnel(sock: socket.socket, name: str, token: str | None = None) -> bytes:
+    """Turn a fresh connection into a tunnel to capability `name`: send `tunnel.open`,
+    read the reply line; return the bytes that arrived after it (the capability's).
+
+    Raises:
+        RemoteError: the daemon refused (unknown capability, capability down).
+        ProtocolError: the reply is not a JSON-RPC 2.0 reply to tunnel.open.
+        InfraError: the daemon closed the connection before answering.
+    """
+    request = wire.tunnel_request(name, token)
+    sock.sendall(wire.encode(request))
+    buf = b""
+    while b"\n" not in buf:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise InfraError(f"the daemon closed the connection before answering "
+                             f"tunnel.open {name!r}; see its log")
+        buf += chunk
+    line, _, rest = buf.partition(b"\n")
+    wire.read_reply(line, request["id"], method=f"tunnel.open {name!r}")
+    return rest
 
 
 class _Starting:

@@ -1,14 +1,19 @@
-"""Reach a daemon inside a running container through `docker exec -i ... hud connect`.
+"""Reach a daemon inside a running container through one `docker exec -i ... hud connect
+--mux`.
 
-One `docker exec -i CONTAINER hud connect` process per connection: the control channel,
-and one per tunnel (`--tunnel NAME`). Every process is reaped when the transport closes.
+One exec per container carries everything: the control channel and every tunnel are
+streams of one SSH connection over the exec's stdin/stdout (hud.serve.mux,
+hud.clients.mux), so a rollout pays for one `docker exec` and opening a tunnel costs a
+round trip inside it. When the exec ends (killed, the container stopped), every stream
+on it ends: the control channel's next call is an `InfraError`, never a hang.
 
-The control channel is one exec, even for a container that was started a moment ago:
-`hud connect --wait SECONDS` waits in the container for the daemon's socket to accept,
-and the `hello` written at once is answered as soon as it does; the answer (the
-manifest) is kept for the rollout, which never asks again. No retry loop of execs.
+The connection is made with one exec, even for a container that was started a moment
+ago: `hud connect --mux --wait SECONDS` starts its SSH server at once (the handshake
+overlaps the daemon's start) and the control stream's open waits in the container for
+the daemon's socket to accept; the `hello` written at once is answered as soon as it
+does. The answer (the manifest) is kept for the rollout, which never asks again.
 
-Used by the docker and attach placements. The processes are started by
+Used by the docker and attach placements. The process is started by
 `hud.build.docker.spawn` (so `HUD_DOCKER` holds), the diagnostics read through
 `hud.build.docker.adocker`.
 """
@@ -17,21 +22,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import socket
 from typing import Any
 
 from hud.build import docker as hd
 from hud.clients.channel import Channel
-from hud.errors import DockerError, InfraError
+from hud.clients.mux import MuxConnection
+from hud.errors import DockerError, HudError, InfraError
 from hud.eval.lease import HELLO, Streams
 
 #: seconds the host waits for `hello` beyond the container-side wait (the exec's own start)
 READY_MARGIN = 30.0
 #: seconds given to a container whose exec ended under it to show as stopped
 STOP_SETTLE = 10.0
+#: seconds the exec gets to end by itself once its connection is closed
+EXIT_GRACE = 2.0
+#: the destination name of the control stream (hud.serve.mux.CONTROL; not imported from
+#: there, which would load asyncssh before it is needed)
+CONTROL = "hud-control"
 
 
-async def _reap(proc: asyncio.subprocess.Process) -> None:
+async def _reap(proc: asyncio.subprocess.Process, grace: float = 0.0) -> None:
+    if grace and proc.returncode is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), grace)
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -40,7 +54,7 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
 
 
 class ExecTransport:
-    """Reach a daemon inside a running container through `docker exec -i`.
+    """Reach a daemon inside a running container through one `docker exec -i`.
 
     Args:
         container: the container's name or id.
@@ -50,22 +64,15 @@ class ExecTransport:
     def __init__(self, container: str, docker: str | None = None) -> None:
         self.container = container
         self.docker = docker
-        self._procs: list[asyncio.subprocess.Process] = []
-        #: the daemon's answer to `hello` on the last channel opened
+        self._proc: asyncio.subprocess.Process | None = None
+        self._mux: MuxConnection | None = None
+        #: the daemon's answer to `hello` on the control channel
         self.hello: Any = None
 
-    def _connect_args(self, *extra: str) -> list[str]:
-        return ["exec", "-i", self.container, "hud", "connect", *extra]
-
-    async def _exec_streams(self, *extra: str) -> tuple[asyncio.subprocess.Process, Streams]:
-        proc = await hd.spawn(*self._connect_args(*extra), binary=self.docker)
-        assert proc.stdout is not None and proc.stdin is not None
-        return proc, (proc.stdout, proc.stdin)
-
-    async def _open(self, *extra: str) -> Streams:
-        proc, streams = await self._exec_streams(*extra)
-        self._procs.append(proc)
-        return streams
+    @property
+    def pid(self) -> int | None:
+        """The pid of the `docker exec` client process carrying the connection."""
+        return self._proc.pid if self._proc is not None else None
 
     async def logs(self) -> str:
         """The container's state and the tail of its log, for error messages."""
@@ -78,11 +85,12 @@ class ExecTransport:
         return f"container {self.container}: {status}\n{(done.stdout + done.stderr).strip()}"
 
     async def channel(self, ready_timeout: float) -> Channel:
-        """A control channel, opened with one exec that waits for the daemon itself.
+        """The control channel, on a connection opened with one exec that waits for the
+        daemon itself.
 
-        `hud connect --wait` waits in the container (bounded by `ready_timeout`) for the
-        daemon to accept; the `hello` is written at once and answered as soon as it
-        does. The answer is kept in `self.hello`.
+        `hud connect --mux --wait` waits in the container (bounded by `ready_timeout`)
+        for the daemon to accept; the `hello` is written at once and answered as soon as
+        it does. The answer is kept in `self.hello`. Call it once per transport.
 
         Raises:
             InfraError: the container stopped (or was never running) before its daemon
@@ -90,46 +98,71 @@ class ExecTransport:
                 has the container's state and log tail.
             DockerError: the Docker engine cannot be reached.
         """
-        proc, (reader, writer) = await self._exec_streams("--wait", f"{ready_timeout:g}")
+        if self._proc is not None:
+            raise InfraError(f"container {self.container}: this transport is connected "
+                             f"already; open tunnels on it, or make another")
+        ours, theirs = socket.socketpair()
+        try:
+            proc = await hd.spawn("exec", "-i", self.container, "hud", "connect", "--mux",
+                                  "--wait", f"{ready_timeout:g}", binary=self.docker,
+                                  stdio=theirs)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._proc = proc
         ready = False
 
         async def diagnose() -> str:  # once ready; before, the failure is told below
             return await self.logs() if ready else ""
 
-        channel = Channel(reader, writer, describe=f"container {self.container}",
-                          on_close=functools.partial(_reap, proc), diagnose=diagnose)
         try:
-            self.hello = await channel.call("hello", dict(HELLO),
-                                            timeout=ready_timeout + READY_MARGIN)
+            self._mux = await MuxConnection.start(
+                ours, describe=f"container {self.container}",
+                timeout=ready_timeout + READY_MARGIN)
+            reader, writer = await self._mux.open(CONTROL)
+            channel = Channel(reader, writer, describe=f"container {self.container}",
+                              diagnose=diagnose)
+            try:
+                self.hello = await channel.call("hello", dict(HELLO),
+                                                timeout=ready_timeout + READY_MARGIN)
+            except BaseException:
+                await channel.close()
+                raise
         except InfraError as exc:
-            await channel.close()
+            await self.close()
             raise await self._not_ready(proc, str(exc), ready_timeout) from exc
         except BaseException:
-            await channel.close()
+            await self.close()
             raise
         ready = True
-        self._procs.append(proc)
         return channel
 
     async def _not_ready(self, proc: asyncio.subprocess.Process, why: str,
-                         ready_timeout: float) -> InfraError:
-        """The error for a `hud connect --wait` that ended without a `hello` answer."""
-        said = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
-        if not said.startswith("error: "):
-            # hud connect did not end by itself: its exec went with the container, whose
-            # state docker may not show as exited yet; give it a moment to
+                         ready_timeout: float) -> HudError:
+        """The error for a `hud connect --mux` that gave no `hello` answer (reaped)."""
+        said = ""
+        if proc.stderr is not None:
+            with contextlib.suppress(Exception):
+                said = (await asyncio.wait_for(proc.stderr.read(), 5)).decode(
+                    errors="replace").strip()
+        if not said and "no hud daemon answered" not in why:
+            # the exec went with the container, whose state docker may not show as
+            # exited yet; give it a moment to
             with contextlib.suppress(DockerError):
                 await hd.adocker("wait", self.container, timeout=STOP_SETTLE,
                                  binary=self.docker)
+        said = said or why
         # the daemon log tail connect quoted is in `docker logs` below too (with the env's
         # own output): keep connect's one line
-        said = said.split("\nlast lines of the daemon log:", 1)[0] or why
+        said = said.split("\nlast lines of the daemon log:", 1)[0]
         if hd.engine_down(said):
             return DockerError(f"cannot reach container {self.container}: {said}\nthe Docker "
                                f"engine is not reachable; {hd.FIX_START}")
-        if "no such option: --wait" in said.lower():
+        if "no such option: --mux" in said.lower() or "no such option: --wait" in said.lower():
             return InfraError(f"the hud in container {self.container} predates `hud connect "
-                              f"--wait`: {said}\nrebuild its image with this hud (`hud build`)")
+                              f"--mux`: {said}\nrebuild its image with this hud (`hud build`)")
         logs = await self.logs()
         status = logs.partition("\n")[0].partition(": ")[2]
         if not status.startswith("running"):
@@ -139,9 +172,21 @@ class ExecTransport:
                           f"(waited up to {ready_timeout:g}s): {said}\n{logs}")
 
     async def tunnel(self, name: str) -> Streams:
-        return await self._open("--tunnel", name)
+        """A new stream to capability `name` on the container's connection.
+
+        Raises:
+            RemoteError: the daemon refused it (unknown capability, capability down).
+            InfraError: the connection is gone (the exec ended, the container stopped).
+        """
+        if self._mux is None:
+            raise InfraError(f"container {self.container}: not connected (open the control "
+                             f"channel first)")
+        return await self._mux.open(name)
 
     async def close(self) -> None:
-        for proc in self._procs:
-            await _reap(proc)
-        self._procs.clear()
+        """Close the connection (every stream on it) and reap the exec."""
+        mux, self._mux = self._mux, None
+        if mux is not None:
+            await mux.close()
+        if self._proc is not None:
+            await _reap(self._proc, EXIT_GRACE)

@@ -7,6 +7,7 @@
     runner        driving one task's generator: start, grade, cancel
     stall         template code that blocks the event loop fails only its own call
     tunnel        a control connection turned into a byte pipe to one capability
+    mux           `hud connect --mux`: every stream of a container over one exec (SSH)
     loader        finding and importing an environment module
 
 Nothing here imports the host side (build, eval, agents, rich, provider SDKs, ray);

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from hud.errors import ProtocolError
-from hud.messages import Binding
 from hud.wire import CAPABILITY_ERROR
+
+if TYPE_CHECKING:  # pydantic stays out of `hud connect --mux`, which splices with this module
+    from hud.messages import Binding
 
 _CHUNK = 1 << 16
 CONNECT_TIMEOUT = 10.0

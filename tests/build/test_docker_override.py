@@ -53,7 +53,8 @@ async def test_docker_placement_runs_a_rollout_through_hud_docker(
     run, connect, remove = fake.calls()
     assert {run[0], connect[0], remove[0]} == {str(fake.path)}
     assert "--label" in run and run[-1] == "fake-env:1"
-    assert connect[1:] == ["exec", "-i", CONTAINER_ID, "hud", "connect", "--wait", "120"]
+    assert connect[1:] == ["exec", "-i", CONTAINER_ID, "hud", "connect", "--mux", "--wait",
+                           "120"]
     assert remove[1:] == ["rm", "-f", CONTAINER_ID]
 
 
@@ -84,8 +85,8 @@ async def test_attach_placement_execs_through_hud_docker(
     monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
     lease = await AttachPlacement("run1").open("job1", "r1")
     await lease.close()
-    assert fake.calls() == [[str(fake.path), "exec", "-i", "run1", "hud", "connect", "--wait",
-                             "30"]]
+    assert fake.calls() == [[str(fake.path), "exec", "-i", "run1", "hud", "connect", "--mux",
+                             "--wait", "30"]]
 
 
 def test_prune_lists_and_removes_through_hud_docker(fake: FakeDocker) -> None:

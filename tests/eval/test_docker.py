@@ -147,6 +147,35 @@ async def test_container_killed_mid_rollout_is_infra_error_and_retried(letters_i
     assert job.reward == 1.0 and job.errors == []
 
 
+# kills the `hud connect --mux` process in the container by pid; the pattern is split so
+# the shell running it does not match itself
+KILL_MUX = ('m=mux; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline)" in '
+            '*"connect --$m"*) kill -9 "${p#/proc/}";; esac; done')
+
+
+async def test_exec_killed_mid_rollout_is_infra_error_and_the_group_completes(
+        letters_image: str) -> None:
+    """The one exec that carries a rollout's connection dies under the agent: that rollout
+    is an infra_error (not 0.0, no hang), and with retries the group of 3 completes."""
+    killed = {"done": False}
+
+    async def killer(run):  # type: ignore[no-untyped-def]
+        if not killed["done"]:
+            killed["done"] = True
+            docker_cli("exec", run._lease.info["container"], "sh", "-c", KILL_MUX, check=True)
+        return await run.solve()
+
+    tasks = Taskset.from_source(LETTERS_PY)
+    job = await tasks.filter(["count_letter-7723267a"]).run(
+        killer, group=3, max_concurrent=1, runtime=f"docker:{letters_image}", retries=1)
+    failed = [r for r in job.runs if r.status != "completed"]
+    assert [r.status for r in failed] == ["infra_error"] and failed[0].reward is None
+    assert "connection lost" in failed[0].error
+    done = [r for r in job.runs if r.status == "completed"]
+    assert len(done) == 3 and {r.reward for r in done} == {1.0}
+    assert job.reward == 1.0 and job.errors == []
+
+
 def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp_path: Path) -> None:
     """SIGKILL an eval mid-rollout; `hud prune` removes what it left."""
     script = tmp_path / "slow_eval.py"

@@ -1,0 +1,248 @@
+"""`hud connect --mux`: one connection that carries the control channel and every tunnel.
+
+A host runs one `docker exec -i CONTAINER hud connect --mux` per container and opens as
+many streams over it as it likes: the control channel, ssh, mcp, cdp, rfb, robot. Opening
+a stream is one round trip inside the running exec (milliseconds), not a new `docker
+exec` (100-200 ms and a process each).
+
+The multiplexing is SSH's connection protocol (RFC 4254), served by asyncssh over the
+exec's stdin/stdout. Why SSH, not HTTP/2 or a framing of hud's own: asyncssh is already
+a dependency and a maintained implementation of both ends; every stream is a channel
+with its own window (a reader that stops reading stalls its stream only, and memory stays
+bounded by the window), with open failures that carry a reason, half-close and close.
+HTTP/2 (h2) would give the same multiplexing but as a sans-IO state machine: the flow
+control, stream lifecycle and back-pressure would be hud's code to write and get right.
+
+Each stream is a "direct-tcpip" channel whose destination host names what it reaches:
+`CONTROL` is a fresh connection to the daemon's control socket; any other name is a
+capability, reached with `tunnel.open` as `hud connect --tunnel NAME` does. A refusal
+travels back as the channel-open failure's reason: the daemon's JSON-RPC error object as
+JSON (the host raises it as `RemoteError`), or plain text when no daemon answered.
+
+No SSH user authentication, and a host key made per process: the exec is the credential
+(whoever can `docker exec` into the container is root there already) and the bytes never
+leave the exec's pipes. The agent cannot reach this server: it has no socket.
+
+`StreamSession` turns a channel into a plain asyncio (StreamReader, StreamWriter) pair;
+the host end (`hud.clients.mux`) uses it too, so every client of a tunnel gets the same
+types whatever carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, cast
+
+import asyncssh
+
+from hud.clients.control import open_socket, open_tunnel
+from hud.errors import HudError, RemoteError
+from hud.serve.tunnel import splice
+
+#: the destination name of the control channel (a capability cannot be called this: it
+#: has a dash, and capability names are identifiers)
+CONTROL = "hud-control"
+#: bytes a stream's reader buffers before its channel stops granting window
+STREAM_LIMIT = 1 << 20
+#: the one cipher suite both ends offer: no negotiation surprises, and AES-GCM is
+#: hardware-accelerated on every x86-64 and arm64 CPU docker runs on
+ALGORITHMS: dict[str, Any] = {
+    "kex_algs": ["curve25519-sha256"],
+    "encryption_algs": ["aes128-gcm@openssh.com"],
+    "mac_algs": ["hmac-sha2-256"],
+    "compression_algs": ["none"],
+    "signature_algs": ["ssh-ed25519"],
+}
+_CHUNK = 1 << 16
+
+Opened = Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]
+
+
+class _ReaderTransport:
+    """The channel as its StreamReader sees it, with `resume_reading` deferred a turn.
+
+    asyncssh's `resume_reading` delivers the buffered data inside the call. A
+    StreamReader resumes in `_wait_for_data()` right before it makes the waiter that data
+    would wake; data delivered (and the reader paused again) within the call would wake
+    nothing, and the reader would wait forever on a paused channel.
+    """
+
+    def __init__(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self._chan = chan
+
+    def pause_reading(self) -> None:
+        self._chan.pause_reading()
+
+    def resume_reading(self) -> None:
+        asyncio.get_running_loop().call_soon(self._resume)
+
+    def _resume(self) -> None:
+        with contextlib.suppress(Exception):  # closed meanwhile: nothing left to read
+            self._chan.resume_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._chan.get_extra_info(name, default)
+
+
+class StreamSession(asyncssh.SSHTCPSession[bytes]):
+    """An SSH channel as an asyncio (StreamReader, StreamWriter) pair, with flow control.
+
+    A reader holding more than twice `limit` unread bytes pauses its channel, which then
+    stops granting window: the sender's writes back up into its `drain()`, on that stream
+    only. `on_open` is called with the pair once the channel is open.
+    """
+
+    def __init__(self, limit: int = STREAM_LIMIT, on_open: Opened | None = None) -> None:
+        self.reader = asyncio.StreamReader(limit=limit)
+        self._protocol = asyncio.StreamReaderProtocol(self.reader)
+        self.writer: asyncio.StreamWriter | None = None
+        self._on_open = on_open
+
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self._protocol.connection_made(cast(asyncio.Transport, _ReaderTransport(chan)))
+        transport = cast(asyncio.Transport, chan)
+        self.writer = asyncio.StreamWriter(transport, self._protocol, self.reader,
+                                           asyncio.get_running_loop())
+        if self._on_open is not None:
+            self._on_open(self.reader, self.writer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._protocol.connection_lost(exc)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self._protocol.data_received(data)
+
+    def eof_received(self) -> bool:
+        return bool(self._protocol.eof_received())
+
+    def pause_writing(self) -> None:
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._protocol.resume_writing()
+
+
+def refusal(exc: BaseException) -> str:
+    """The channel-open failure reason for `exc`: a RemoteError as its JSON-RPC error
+    object (JSON), anything else as text."""
+    if isinstance(exc, RemoteError):
+        error: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+        if exc.data is not None:
+            error["data"] = exc.data
+        return json.dumps(error, default=repr)
+    return str(exc) or type(exc).__name__
+
+
+class _Server(asyncssh.SSHServer):
+    """Opens each requested stream to the daemon; refuses with the daemon's reason."""
+
+    def __init__(self, dial: Callable[[str], tuple[socket.socket, bytes]]) -> None:
+        self._dial = dial
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def begin_auth(self, username: str) -> bool:
+        return False  # no authentication: the exec is the credential (see the docstring)
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                             orig_port: int) -> Any:
+        return self._open(dest_host)
+
+    async def _open(self, name: str) -> StreamSession:
+        try:
+            sock, pending = await asyncio.to_thread(self._dial, name)
+        except (HudError, OSError) as exc:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, refusal(exc)) from exc
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
+
+        def opened(chan_reader: asyncio.StreamReader, chan_writer: asyncio.StreamWriter) -> None:
+            task = asyncio.create_task(_bridge(chan_reader, chan_writer, reader, writer, pending))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return StreamSession(on_open=opened)
+
+
+async def _bridge(chan_reader: asyncio.StreamReader, chan_writer: asyncio.StreamWriter,
+                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  pending: bytes) -> None:
+    """Splice a channel to its daemon connection; bytes that came with the tunnel.open
+    reply go down the channel first."""
+    if pending:
+        chan_writer.write(pending)
+    await splice(chan_reader, chan_writer, reader, writer)
+
+
+class Dialer:
+    """Connections to the daemon, each either the control channel or a tunnel.
+
+    The first dial gives a daemon that is still starting `wait` seconds, as `hud connect
+    --wait` does; once it answered, later dials do not wait.
+    """
+
+    def __init__(self, socket_path: str | None, url: str | None, token: str | None,
+                 wait: float) -> None:
+        self.socket_path, self.url = socket_path, url
+        self.token = token or os.environ.get("HUD_TOKEN")
+        self._wait = wait
+
+    def __call__(self, name: str) -> tuple[socket.socket, bytes]:
+        """A blocking dial: the socket, and bytes already read past the tunnel.open reply.
+
+        Raises:
+            DaemonUnavailable: no daemon answers (within the wait).
+            RemoteError: the daemon refused the tunnel (unknown capability, down).
+            ProtocolError, InfraError: the reply to tunnel.open was broken or missing.
+        """
+        wait, self._wait = self._wait, 0.0  # a daemon that answered once is up
+        sock = open_socket(self.socket_path, self.url, wait=wait)
+        if name == CONTROL:
+            return sock, b""
+        try:
+            return sock, open_tunnel(sock, name, self.token)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def _stdin_to(sock: socket.socket) -> None:
+    try:
+        while data := os.read(0, _CHUNK):
+            sock.sendall(data)
+    except OSError:
+        pass  # the peer went away
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+
+
+def _to_stdout(sock: socket.socket) -> None:
+    try:
+        while data := sock.recv(_CHUNK):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view):]
+    except OSError:
+        pass  # stdout closed: the host is gone
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+
+
+async def serve_stdio(dial: Callable[[str], tuple[socket.socket, bytes]]) -> None:
+    """Serve one SSH connection over this process's stdin/stdout until it closes."""
+    ours, theirs = socket.socketpair()
+    for pump in (_stdin_to, _to_stdout):
+        threading.Thread(target=pump, args=(ours,), daemon=True).start()
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    async with asyncssh.run_server(
+        theirs, server_factory=lambda: _Server(dial), server_host_keys=[key],
+        keepalive_interval=0, login_timeout=60, config=None, **ALGORITHMS,
+    ) as conn:
+        await conn.wait_closed()
