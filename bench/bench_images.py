@@ -3,12 +3,15 @@
 Every number is reported next to a baseline measured in the same run, as a ratio:
 
     start → served manifest   vs  `docker run --rm IMAGE true`: `docker run -d`, one
-                                  `docker exec -i C hud connect --wait` whose `hello` is
-                                  written at once (what the docker placement does), the
-                                  answer, `docker rm -f`; also the same through
-                                  `DockerPlacement.open()` + `Lease.close()` (its
-                                  --network none, against a baseline with it too), and the
-                                  way before (an exec + hello retried every 100 ms)
+                                  plain `docker exec -i C hud connect --wait` whose `hello`
+                                  is written at once, the answer, `docker rm -f`; its
+                                  floor (the same docker commands, `cat` for `hud
+                                  connect`, no daemon: what docker alone costs); also the
+                                  docker placement's own path, `DockerPlacement.open()` +
+                                  `Lease.close()` + the removal (one `hud connect --mux`
+                                  exec: SSH handshake, control stream, hello; --network
+                                  none, against a baseline with it too), and the way
+                                  before (an exec + hello retried every 100 ms)
     exec hud task start/grade vs  `docker exec run1 true`
     rebuild after an edit     vs  a rebuild with nothing changed
     layer sizes in MB
@@ -108,6 +111,21 @@ def start_to_manifest_retried(image: str) -> None:
                        timeout=60)
 
 
+def start_exec_floor(image: str) -> None:
+    """What docker alone costs for `start_to_manifest`: the same `docker run -d`, one
+    `docker exec -i` with the hello written at once, `docker rm -f`, but no daemon to
+    wait for and `cat` instead of `hud connect` (the floor of that row)."""
+    container = sh("docker", "run", "-d", image, "sleep", "600").stdout.strip()
+    try:
+        done = subprocess.run(["docker", "exec", "-i", container, "cat"], input=HELLO,
+                              check=False, capture_output=True, timeout=READY_TIMEOUT)
+        if done.stdout != HELLO:
+            raise SystemExit(f"{image}: `cat` in a docker exec failed: {done.stderr.decode()}")
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], check=False, capture_output=True,
+                       timeout=60)
+
+
 def placement_open_close(image: str) -> None:
     """`DockerPlacement.open()` (a ready lease, its hello answered) and `Lease.close()`."""
 
@@ -116,6 +134,7 @@ def placement_open_close(image: str) -> None:
         lease = await placement.open("bench", uuid.uuid4().hex[:12])
         assert lease.hello is not None and "tasks" in lease.hello
         await lease.close()
+        await placement.shutdown()  # the container's removal, backgrounded by close()
 
     asyncio.run(once())
 
@@ -157,11 +176,12 @@ def main() -> None:
 
         # 1. container start → a served manifest, vs a bare `docker run --rm IMAGE true`
         # (interleaved, so that both see the same load on a shared machine).
-        bare, served, bare_none, placed, retried = [], [], [], [], []
+        bare, served, floor, bare_none, placed, retried = [], [], [], [], [], []
         placement_open_close(tag)  # the first open learns what the engine grants
         for _ in range(rounds):
             bare.append(timed(lambda: sh("docker", "run", "--rm", tag, "true"), 1))
             served.append(timed(lambda: start_to_manifest(tag), 1))
+            floor.append(timed(lambda: start_exec_floor(tag), 1))
             bare_none.append(timed(lambda: sh("docker", "run", "--rm", "--network", "none",
                                               tag, "true"), 1))
             placed.append(timed(lambda: placement_open_close(tag), 1))
@@ -169,6 +189,8 @@ def main() -> None:
         median = statistics.median
         rows.append(("start → served manifest", median(served), "docker run --rm IMAGE true",
                      median(bare)))
+        rows.append(("  floor: exec `cat`, no daemon", median(floor),
+                     "docker run --rm IMAGE true", median(bare)))
         rows.append(("  DockerPlacement open+close", median(placed), "  same, --network none",
                      median(bare_none)))
         rows.append(("  before: exec retried /100ms", median(retried),

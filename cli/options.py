@@ -1,8 +1,9 @@
-"""Options and error handling shared by the commands that talk to a daemon.
+"""The click options shared by the commands that talk to a daemon.
 
 Errors raised by the library become one `error: ...` line on stderr (plus a traceback
 the daemon sent, when there is one) and exit code 1 (`report`, applied once by the `hud`
-group for every command); click's usage errors exit 2.
+group for every command; it and `fail` live in hud.cli.plain, click-free, and are
+re-exported here); click's usage errors exit 2.
 
 A token never rides on argv: every process in the container, the agent's too, reads
 `/proc/PID/cmdline`. `--token VALUE` is refused with a usage error; the token comes from
@@ -11,15 +12,15 @@ A token never rides on argv: every process in the container, the agent's too, re
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from hud.errors import HudError, RemoteError
+from hud.cli.plain import TokenFileError, fail, report, token_from_file
+
+__all__ = ["TOKEN_ON_ARGV", "connection_options", "fail", "read_token_file",
+           "refuse_token_on_argv", "report", "token_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,17 +46,11 @@ def read_token_file(ctx: click.Context, param: click.Parameter, value: str | Non
     if value is None:
         return None
     try:
-        with open(value, encoding="utf-8") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            token = fh.read().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {value}: {exc}", ctx=ctx, param=param) from None
-    if not token:
-        raise click.BadParameter(f"{value} is empty; write the token in it", ctx=ctx,
-                                 param=param)
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        click.echo(f"warning: token file {value} is readable by other users (mode "
-                   f"{stat.S_IMODE(mode):04o}); `chmod 600 {value}`", err=True)
+        token, warning = token_from_file(value)
+    except TokenFileError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    if warning:
+        click.echo(warning, err=True)
     return token
 
 
@@ -90,23 +85,3 @@ def connection_options(fn: F) -> F:
         help="Control socket [default: /run/hud/control.sock as root, else per user].",
     )(fn)
     return fn
-
-
-def fail(message: str, detail: str | None = None) -> NoReturn:
-    """Print `error: MESSAGE` (and `detail`, e.g. a traceback) on stderr and exit 1."""
-    click.echo(f"error: {message}", err=True)
-    if detail:
-        click.echo(detail.rstrip(), err=True)
-    sys.exit(1)
-
-
-def report(exc: HudError) -> NoReturn:
-    """Report a HudError that ended a command: one `error: ...` line, then the traceback
-    the daemon sent (RemoteError) or the error carries (EnvLoadError, TaskError); exit 1.
-
-    `hud`'s group (hud.cli.main) calls this for every command, so none repeats it.
-    """
-    if isinstance(exc, RemoteError):
-        detail = exc.data.get("traceback") if isinstance(exc.data, dict) else None
-        fail(str(exc), detail or None)
-    fail(str(exc), getattr(exc, "traceback", None) or None)

@@ -1,45 +1,28 @@
 """`hud task list|start|grade|cancel`, `hud manifest`, `hud health`: thin socket clients.
 
 `start` parks the task in the daemon and returns; `grade` (a separate process, usually a
-separate `docker exec`) adopts the parked session and prints the reward. Nothing here
-imports pydantic unless a command needs the library in-process (`manifest --module`).
+separate `docker exec`) adopts the parked session and prints the reward. These are the
+click commands (help, usage errors); what each does once parsed is hud.cli.calls, which
+the fast path (hud.cli.fast) runs without click for plain arguments. Nothing here imports
+pydantic unless a command needs the library in-process (`manifest --module`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
-from hud.cli.options import connection_options, fail
-from hud.clients.control import ControlClient
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def _connect(socket_path: str | None, url: str | None, token: str | None) -> ControlClient:
-    return ControlClient.connect(socket_path=socket_path, url=url, token=token)
+from hud.cli import calls
+from hud.cli.options import connection_options
 
 
 def _parse_args(args_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if args_json:
-        try:
-            args = json.loads(args_json)
-        except ValueError as exc:
-            raise click.BadParameter(f"not JSON ({exc}): {args_json!r}", param_hint="--args") from exc
-        if not isinstance(args, dict):
-            raise click.BadParameter(f"must be a JSON object, got {args_json!r}", param_hint="--args")
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--arg")
-        args[key] = value
-    return args
+    try:
+        return calls.parse_args(args_json, pairs)
+    except calls.BadArgs as exc:
+        raise click.BadParameter(exc.message, param_hint=exc.hint) from exc
 
 
 def _label_manifest(image: str) -> dict[str, Any]:
@@ -68,16 +51,9 @@ def list_tasks(socket_path: str | None, url: str | None, token: str | None, imag
                as_json: bool) -> None:
     """List the tasks (and templates) the environment offers."""
     if image:
-        listing = _label_manifest(image)
+        calls.print_listing(_label_manifest(image), as_json)
     else:
-        with _connect(socket_path, url, token) as client:
-            listing = client.call("tasks.list")
-    if as_json:
-        _echo_json({"tasks": listing["tasks"], "templates": listing["templates"]})
-        return
-    for item in listing["tasks"]:
-        args = json.dumps(item["args"], ensure_ascii=False) if item["args"] else ""
-        click.echo("\t".join(filter(None, [item["slug"], args, item.get("description") or ""])))
+        calls.list_tasks(as_json, socket_path, url, token)
 
 
 @task.command("start")
@@ -89,36 +65,7 @@ def list_tasks(socket_path: str | None, url: str | None, token: str | None, imag
 def start(name: str, args_json: str | None, pairs: tuple[str, ...], as_json: bool,
           socket_path: str | None, url: str | None, token: str | None) -> None:
     """Start task NAME (a slug, or a template id with --args) and print its prompt."""
-    args = _parse_args(args_json, pairs)
-    with _connect(socket_path, url, token) as client:
-        session_id = client.call("hello", {"client": "hud-cli"})["session_id"]
-        frame = client.call("tasks.start", {"id": name, "args": args})
-    if as_json:
-        _echo_json({"session_id": session_id, **frame})
-    elif isinstance(frame.get("prompt"), str):
-        click.echo(frame["prompt"])
-    else:
-        _echo_json(frame["prompt"])
-
-
-def _target(name: str | None, session_id: str | None) -> dict[str, Any]:
-    """Which parked task a grade/cancel means: by task name, by session, or the only one."""
-    params: dict[str, Any] = {}
-    if name:
-        params["id"] = name
-    if session_id:
-        params["session_id"] = session_id
-    return params
-
-
-def _read_answer(answer: str | None, answer_file: str | None) -> str:
-    if (answer is None) == (answer_file is None):
-        raise click.UsageError("give exactly one of --answer TEXT (or - for stdin) and --answer-file")
-    if answer_file is not None:
-        with open(answer_file, encoding="utf-8") as fh:
-            return fh.read()
-    assert answer is not None
-    return sys.stdin.read() if answer == "-" else answer
+    calls.start(name, _parse_args(args_json, pairs), as_json, socket_path, url, token)
 
 
 @task.command("grade")
@@ -132,13 +79,9 @@ def _read_answer(answer: str | None, answer_file: str | None) -> str:
 def grade(name: str | None, answer: str | None, answer_file: str | None, session_id: str | None,
           as_json: bool, socket_path: str | None, url: str | None, token: str | None) -> None:
     """Grade the started task NAME with the agent's answer and print the reward."""
-    params = {"answer": _read_answer(answer, answer_file), **_target(name, session_id)}
-    with _connect(socket_path, url, token) as client:
-        frame = client.call("tasks.grade", params)
-    if as_json:
-        _echo_json(frame)
-    else:
-        click.echo(repr(frame["score"]) if isinstance(frame["score"], float) else frame["score"])
+    if (answer is None) == (answer_file is None):
+        raise click.UsageError("give exactly one of --answer TEXT (or - for stdin) and --answer-file")
+    calls.grade(name, answer, answer_file, session_id, as_json, socket_path, url, token)
 
 
 @task.command("cancel")
@@ -148,9 +91,7 @@ def grade(name: str | None, answer: str | None, answer_file: str | None, session
 def cancel(name: str | None, session_id: str | None, socket_path: str | None, url: str | None,
            token: str | None) -> None:
     """Cancel the started task NAME (its cleanup code runs)."""
-    with _connect(socket_path, url, token) as client:
-        result = client.call("tasks.cancel", _target(name, session_id))
-    click.echo(f"cancelled {result['cancelled']}")
+    calls.cancel(name, session_id, socket_path, url, token)
 
 
 @click.command()
@@ -163,21 +104,13 @@ def manifest(module: str | None, socket_path: str | None, url: str | None,
     if module is not None:
         from hud.serve.loader import load_environment
 
-        _echo_json(load_environment(module).manifest().model_dump(mode="json"))
+        calls.echo_json(load_environment(module).manifest().model_dump(mode="json"))
         return
-    with _connect(socket_path, url, token) as client:
-        _echo_json(client.call("hello", {"client": "hud-cli"}))
+    calls.manifest(socket_path, url, token)
 
 
 @click.command()
 @connection_options
 def health(socket_path: str | None, url: str | None, token: str | None) -> None:
     """Exit 0 when the daemon answers and its environment loaded; else say why, exit 1."""
-    from hud.errors import HudError
-
-    try:
-        with _connect(socket_path, url, token) as client:
-            client.call("tasks.list")
-    except HudError as exc:
-        fail(f"unhealthy: {exc}")
-    click.echo("ok")
+    calls.health(socket_path, url, token)

@@ -19,8 +19,6 @@ answered and closed. The unix socket is root-only and has none of these limits.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import hmac
 import json
 import logging
@@ -86,6 +84,8 @@ def trim_memory() -> None:
     global _libc
     try:
         if _libc is None:
+            import ctypes.util  # on the first large connection, not at every daemon start
+
             _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         _libc.malloc_trim(0)
     except (OSError, AttributeError):

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import inspect
 import logging
 import os
@@ -90,6 +89,8 @@ def take_secret_env(name: str) -> str | None:
     value = os.environ.get(name)
     if value is None:
         return None
+    import ctypes  # only with a secret to wipe: ~1 ms of every daemon start otherwise
+
     try:
         libc = ctypes.CDLL(None)
         libc.getenv.restype = ctypes.c_void_p

@@ -1,0 +1,90 @@
+"""What `hud connect` does, without click: the byte bridge, and the `--mux` server.
+
+Both hud.cli.connect (the click command) and hud.cli.fast (the per-exec fast path) run
+this, so `docker exec -i C hud connect --mux --wait S`, once per rollout, does not pay
+for importing click.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import threading
+
+from hud.clients.control import open_socket, open_tunnel
+
+_CHUNK = 1 << 16
+
+
+def _stdin_to_socket(sock: socket.socket) -> None:
+    try:
+        while True:
+            data = os.read(0, _CHUNK)
+            if not data:
+                break
+            sock.sendall(data)
+    except OSError:
+        pass  # the peer went away: nothing more to send
+    finally:
+        with contextlib.suppress(OSError):  # already closed: the peer sees EOF either way
+            sock.shutdown(socket.SHUT_WR)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _serve_mux(socket_path: str | None, url: str | None, token: str | None,
+               wait: float) -> None:
+    """Serve the multiplexed connection (hud.serve.mux) over stdin/stdout until it ends."""
+    import asyncio
+    import ctypes.util
+
+    # asyncssh probes for liboqs (post-quantum kex) with find_library, two `ldconfig -p`
+    # runs (~13 ms on every exec); the mux offers curve25519 only, so skip the probe in
+    # this process
+    find_library = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: None if name in ("oqs", "liboqs") \
+        else find_library(name)
+    try:
+        from hud.serve.mux import Dialer, serve_stdio
+    finally:
+        ctypes.util.find_library = find_library
+    asyncio.run(serve_stdio(Dialer(socket_path, url, token, wait)))
+
+
+def bridge(tunnel_name: str | None, wait: float, mux: bool, socket_path: str | None,
+           url: str | None, token: str | None) -> None:
+    """Bridge stdin/stdout to the daemon's control channel, to capability `tunnel_name`,
+    or (`mux`) serve every stream over them; the caller has checked that `mux` and
+    `tunnel_name` are not both given.
+
+    Raises:
+        DaemonUnavailable: no daemon answers (within `wait`).
+        RemoteError: the daemon refused the tunnel.
+    """
+    if mux:
+        _serve_mux(socket_path, url, token, wait)
+        return
+    sock = open_socket(socket_path, url, wait=wait)
+    try:
+        pending = open_tunnel(sock, tunnel_name, token or os.environ.get("HUD_TOKEN")) \
+            if tunnel_name else b""
+        if pending:
+            _write_all(1, pending)
+        threading.Thread(target=_stdin_to_socket, args=(sock,), daemon=True).start()
+        while True:
+            data = sock.recv(_CHUNK)
+            if not data:
+                break
+            _write_all(1, data)
+    except (BrokenPipeError, ConnectionError):
+        pass
+    finally:
+        sock.close()
+    sys.stdout.flush()
