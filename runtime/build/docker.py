@@ -29,6 +29,7 @@ import re
 import shlex
 import shutil
 import socket
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,23 @@ async def spawn(*args: str, binary: str | None = None, limit: int = STREAM_LIMIT
             *command, stdin=asyncio.subprocess.PIPE if stdio is None else stdio.fileno(),
             stdout=asyncio.subprocess.PIPE if stdio is None else stdio.fileno(),
             stderr=asyncio.subprocess.PIPE, env=_env(), limit=limit)
+    except OSError as exc:
+        raise DockerError(f"cannot start the docker client {command[0]!r}: {exc}; "
+                          f"{FIX_INSTALL}") from exc
+
+
+def detached(*args: str, binary: str | None = None) -> subprocess.Popen[bytes]:
+    """Start `docker ARGS` that finishes even if this process or its event loop ends
+    first (output discarded): for cleanup, like removing a used container, that nothing
+    waits on. The caller may `wait()` for it.
+
+    Raises:
+        DockerError: the client is missing or cannot be started.
+    """
+    command = argv(*args, binary=binary)
+    try:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     except OSError as exc:
         raise DockerError(f"cannot start the docker client {command[0]!r}: {exc}; "
                           f"{FIX_INSTALL}") from exc

@@ -70,7 +70,9 @@ class Placement(abc.ABC):
         """
 
     async def shutdown(self) -> None:
-        """Release what the placement holds across rollouts."""
+        """Release what the placement holds across rollouts, and wait for the cleanup its
+        leases left running (DockerPlacement's container removals). A placement that
+        wraps another passes this on."""
 
     def describe(self) -> str:
         return self.name

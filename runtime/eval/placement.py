@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -127,8 +128,18 @@ class LocalPlacement(Placement):
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
+#: used containers whose background removal may be pending at once (DockerPlacement)
+MAX_REMOVING = 8
 # docker binaries whose engine refused CAP_SYS_RESOURCE once (see DockerPlacement.open)
 _NO_SYS_RESOURCE: set[str] = set()
+
+
+def _finished(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a background `docker rm`; a failure is logged (prune removes the rest)."""
+    _, err = proc.communicate()
+    if proc.returncode:
+        log.warning("removing a used rollout container failed (%s); `hud prune` removes it",
+                    (err or b"").decode(errors="replace").strip())
 
 
 class DockerPlacement(Placement):
@@ -170,6 +181,7 @@ class DockerPlacement(Placement):
         self.extra_args = list(extra_args or [])
         self.ready_timeout = ready_timeout
         self._docker = docker
+        self._removing: list[subprocess.Popen[bytes]] = []
 
     @property
     def docker(self) -> str:
@@ -219,6 +231,42 @@ class DockerPlacement(Placement):
             argv += ["--memory", self.memory]
         return [*argv, *self.extra_args, self.image]
 
+    async def _remove(self, container: str) -> None:
+        """Remove a used container in the background: the next rollout starts while it
+        goes (~100 ms of `docker rm -f` off every rollout). The `docker rm` is its own
+        process, so it finishes even when the caller's event loop (or process) ends
+        first; `shutdown()` waits for the pending ones, and at most `MAX_REMOVING` are
+        pending at once."""
+        pending = []
+        for proc in self._removing:
+            if proc.poll() is None:
+                pending.append(proc)
+            else:
+                _finished(proc)
+        pending.append(hd.detached("rm", "-f", container, binary=self._docker))
+        self._removing = pending
+        if len(pending) > MAX_REMOVING:
+            oldest = pending.pop(0)
+            await asyncio.to_thread(_finished, oldest)
+
+    async def shutdown(self) -> None:
+        """Wait for the removals of used containers still pending. A first cancel does
+        not cut the wait short (a job cut off by Ctrl-C must not leave them) and is raised
+        after; a second gives up, leaving the rest to the job's sweep and `hud prune`."""
+        procs, self._removing = self._removing, []
+        if not procs:
+            return
+        def wait_all() -> None:
+            for proc in procs:
+                _finished(proc)
+
+        waiting = asyncio.ensure_future(asyncio.to_thread(wait_all))
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            await asyncio.shield(waiting)
+            raise
+
     def _oom_caps(self) -> tuple[str, ...]:
         return () if self.docker in _NO_SYS_RESOURCE else ("SYS_RESOURCE",)
 
@@ -248,7 +296,7 @@ class DockerPlacement(Placement):
 
         async def release() -> None:
             await transport.close()
-            await hd.adocker("rm", "-f", container, binary=docker)
+            await self._remove(container)
 
         try:
             channel = await transport.channel(self.ready_timeout)

@@ -12,7 +12,8 @@ What it answers (everything else is exit 125, "unexpected", so a new call shows 
     image inspect REF              the image from $FAKE_DOCKER_IMAGES (JSON: ref -> labels)
     run ...                        a container id
     ps -aq --filter ...            the ids in $FAKE_DOCKER_PS
-    rm -f IDS                      the ids
+    rm -f IDS                      the ids (held while $FAKE_DOCKER_RM_GATE names a file
+                                   that does not exist yet; `removed()` lists the ids once done)
     exec C hud manifest            the file $FAKE_DOCKER_MANIFEST
     exec -i C hud connect ARGS     `hud connect ARGS` (to $HUD_SOCKET)
     logs / inspect                 a line each
@@ -59,6 +60,13 @@ if args[:1] == ["run"]:
 if args[:1] == ["ps"]:
     say("\\n".join(os.environ.get("FAKE_DOCKER_PS", "").split()))
 if args[:2] == ["rm", "-f"]:
+    gate = os.environ.get("FAKE_DOCKER_RM_GATE")
+    for _ in range(600 if gate else 0):  # held until the test opens the gate (<= 60 s)
+        if os.path.exists(gate):
+            break
+        time.sleep(0.1)
+    with open(os.environ["FAKE_DOCKER_LOG"] + ".removed", "a") as log:
+        log.write("\\n".join(args[2:]) + "\\n")
     say("\\n".join(args[2:]))
 if args[:1] == ["exec"] and args[-2:] == ["hud", "manifest"]:
     say(open(os.environ["FAKE_DOCKER_MANIFEST"]).read())
@@ -99,6 +107,11 @@ class FakeDocker:
     def calls(self) -> list[list[str]]:
         """Every call so far: the client's path, then docker's arguments."""
         return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def removed(self) -> list[str]:
+        """The container ids whose `rm -f` has finished."""
+        done = self.log.with_name(self.log.name + ".removed")
+        return done.read_text().split() if done.exists() else []
 
     def commands(self) -> list[str]:
         """The docker subcommand of every call so far (`run`, `exec`, `rm`, ...)."""

@@ -8,6 +8,7 @@ in tests/eval/test_docker.py and tests/capabilities/test_capabilities_docker.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -43,11 +44,13 @@ async def test_docker_placement_runs_a_rollout_through_hud_docker(
     daemon = start_daemon(str(ENVS / "letters.py"))
     fake.use(monkeypatch)
     monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
-    lease = await DockerPlacement("fake-env:1").open("job1", "r1")
+    placement = DockerPlacement("fake-env:1")
+    lease = await placement.open("job1", "r1")
     try:
         listing = await lease.channel.call("tasks.list")
     finally:
         await lease.close()
+        await placement.shutdown()  # the removal runs in the background until then
     assert listing["tasks"][0]["slug"] == "count_letter"
     assert fake.commands() == ["run", "exec", "rm"]
     run, connect, remove = fake.calls()
@@ -56,6 +59,53 @@ async def test_docker_placement_runs_a_rollout_through_hud_docker(
     assert connect[1:] == ["exec", "-i", CONTAINER_ID, "hud", "connect", "--mux", "--wait",
                            "120"]
     assert remove[1:] == ["rm", "-f", CONTAINER_ID]
+
+
+async def _used_lease(fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch,
+                     tmp_path: Path) -> tuple[DockerPlacement, Path]:
+    """A placement whose one rollout is over, its container's `rm -f` held at a gate."""
+    daemon = start_daemon(str(ENVS / "letters.py"))
+    fake.use(monkeypatch)
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
+    monkeypatch.setenv("FAKE_DOCKER_RM_GATE", str(gate))
+    placement = DockerPlacement("fake-env:1")
+    lease = await placement.open("job1", "r1")
+    await lease.close()
+    return placement, gate
+
+
+async def test_a_used_container_is_removed_in_the_background(
+        fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Closing a lease does not wait for `docker rm -f` (the next rollout starts while it
+    runs); the placement's shutdown waits for it."""
+    placement, gate = await _used_lease(fake, start_daemon, monkeypatch, tmp_path)
+    try:
+        assert fake.removed() == []  # the lease closed while its rm is held at the gate
+    finally:
+        gate.touch()
+    await placement.shutdown()
+    assert fake.removed() == [CONTAINER_ID] and fake.commands()[-1] == "rm"
+
+
+async def test_a_cancelled_shutdown_still_waits_for_removals(
+        fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Ctrl-C during the shutdown (one cancel): it still waits for the pending `rm -f`,
+    then raises the cancel."""
+    placement, gate = await _used_lease(fake, start_daemon, monkeypatch, tmp_path)
+    shutdown = asyncio.create_task(placement.shutdown())
+    try:
+        await asyncio.sleep(0.2)
+        shutdown.cancel()
+        await asyncio.sleep(0.2)
+        assert not shutdown.done() and fake.removed() == []
+    finally:
+        gate.touch()
+    with pytest.raises(asyncio.CancelledError):
+        await shutdown
+    assert fake.removed() == [CONTAINER_ID]
 
 
 def test_run_argv_starts_with_hud_docker(fake: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:

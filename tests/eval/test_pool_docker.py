@@ -124,6 +124,10 @@ class FirstBroken(Placement):
             return await self.bad.open(job_id, rollout_id)
         return await self.good.open(job_id, rollout_id)
 
+    async def shutdown(self) -> None:  # a wrapper passes it on: the removals finish there
+        await self.good.shutdown()
+        await self.bad.shutdown()
+
 
 async def test_docker_container_failing_readiness_is_replaced_not_handed_out(
         hold_env: tuple[Path, str], caplog: pytest.LogCaptureFixture) -> None:
