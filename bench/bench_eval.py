@@ -4,7 +4,7 @@
                                [--think SECONDS]
 
 First table: `local` (in-process) and `docker` (a fresh container per rollout, over
-`docker exec -i ... hud connect`) placements at `--max-concurrent`. The docker figure is
+`docker exec -i ... hud connect --mux`) placements at `--max-concurrent`. The docker figure is
 also given as a ratio to starting and removing the same number of bare containers
 (`docker run -d IMAGE` + `docker rm -f`) at the same concurrency, measured in the same
 run: the floor any container-per-rollout harness pays.

@@ -42,7 +42,7 @@ from typing import Any, cast
 import asyncssh
 
 from hud.clients.control import open_socket, open_tunnel
-from hud.errors import HudError, RemoteError
+from hud.errors import HudError, InfraError, RemoteError
 from hud.serve.tunnel import splice
 
 #: the destination name of the control channel (a capability cannot be called this: it
@@ -113,6 +113,11 @@ class StreamSession(asyncssh.SSHTCPSession[bytes]):
             self._on_open(self.reader, self.writer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # asyncssh's ConnectionLost & co. are no ConnectionError: a reader of a plain
+        # stream must see the error it knows from a socket
+        if exc is not None and not isinstance(exc, ConnectionError):
+            exc = ConnectionResetError(f"the multiplexed connection ended: "
+                                       f"{type(exc).__name__}: {exc}")
         self._protocol.connection_lost(exc)
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -236,13 +241,22 @@ def _to_stdout(sock: socket.socket) -> None:
 
 
 async def serve_stdio(dial: Callable[[str], tuple[socket.socket, bytes]]) -> None:
-    """Serve one SSH connection over this process's stdin/stdout until it closes."""
+    """Serve one SSH connection over this process's stdin/stdout until it closes.
+
+    Raises:
+        InfraError: the peer went away, or spoke something else, before the handshake
+            completed (the streams of a connection that was up just end).
+    """
     ours, theirs = socket.socketpair()
     for pump in (_stdin_to, _to_stdout):
         threading.Thread(target=pump, args=(ours,), daemon=True).start()
     key = asyncssh.generate_private_key("ssh-ed25519")
-    async with asyncssh.run_server(
-        theirs, server_factory=lambda: _Server(dial), server_host_keys=[key],
-        keepalive_interval=0, login_timeout=60, config=None, **ALGORITHMS,
-    ) as conn:
-        await conn.wait_closed()
+    try:
+        conn = await asyncssh.run_server(
+            theirs, server_factory=lambda: _Server(dial), server_host_keys=[key],
+            keepalive_interval=0, login_timeout=60, config=None, **ALGORITHMS)
+    except (asyncssh.Error, OSError) as exc:
+        raise InfraError(f"no SSH client on stdin/stdout ({type(exc).__name__}: {exc}); "
+                         f"`hud connect --mux` is spoken to by hud's docker and attach "
+                         f"placements (hud.clients.mux), not typed to") from exc
+    await conn.wait_closed()

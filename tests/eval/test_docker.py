@@ -169,7 +169,7 @@ async def test_exec_killed_mid_rollout_is_infra_error_and_the_group_completes(
     job = await tasks.filter(["count_letter-7723267a"]).run(
         killer, group=3, max_concurrent=1, runtime=f"docker:{letters_image}", retries=1)
     failed = [r for r in job.runs if r.status != "completed"]
-    assert [r.status for r in failed] == ["infra_error"] and failed[0].reward is None
+    assert [r.status for r in failed] == ["infra_error"] and failed[0].reward is None, failed[0].error
     assert "connection lost" in failed[0].error
     done = [r for r in job.runs if r.status == "completed"]
     assert len(done) == 3 and {r.reward for r in done} == {1.0}
