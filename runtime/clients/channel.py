@@ -69,12 +69,17 @@ class Channel:
             self._next_id += 1
             request_id = self._next_id
             frame = wire.request_frame(request_id, method, params)
+            # one deadline for the whole call: a peer that keeps sending blank lines or
+            # stale replies must not hold it open past `timeout`
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             try:
                 # lenient like Python's json: an agent's answer may hold NaN (the daemon reads it)
                 self._writer.write(wire.encode(frame, allow_nan=True))
-                await self._writer.drain()
+                await asyncio.wait_for(self._writer.drain(), timeout)
                 while True:
-                    raw = await asyncio.wait_for(self._frames.next(), timeout)
+                    raw = await asyncio.wait_for(self._frames.next(),
+                                                 max(0.0, deadline - loop.time()))
                     if raw is None:
                         raise await self._broken(method, "end of stream")
                     if raw is OVERSIZE:

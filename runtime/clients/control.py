@@ -79,7 +79,7 @@ def _with_log(message: str, log: Path | None) -> str:
     return f"{message}\nlast lines of the daemon log:\n{tail}" if tail else message
 
 
-def _address(socket_path: str | os.PathLike[str] | None,
+def daemon_address(socket_path: str | os.PathLike[str] | None,
              url: str | None) -> tuple[str, socket.AddressFamily, str | tuple[str, int]]:
     """(where, for messages; address family; address) of the daemon to reach.
 
@@ -116,7 +116,7 @@ def open_socket(
             while it was awaited; the message says how to start one and, for the default
             socket, quotes the daemon's log when there is one.
     """
-    where, family, address = _address(socket_path, url)
+    where, family, address = daemon_address(socket_path, url)
     deadline = time.monotonic() + wait
     starting = _Starting(address if isinstance(address, str) else None, where)
     while True:

@@ -22,6 +22,8 @@ from hud.errors import InfraError, RemoteError
 
 #: seconds given to a closing connection to say goodbye before it is dropped
 CLOSE_GRACE = 2.0
+#: seconds a stream's opening may take (the container bounds its side at 30)
+OPEN_TIMEOUT = 60.0
 
 
 def _refused(name: str, reason: str, describe: str) -> Exception:
@@ -73,19 +75,26 @@ class MuxConnection:
     def closed(self) -> bool:
         return bool(self._conn.is_closed())
 
-    async def open(self, name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A new stream to `name` (`hud.serve.mux.CONTROL` or a capability).
+    async def open(self, name: str, timeout: float = OPEN_TIMEOUT,
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A new stream to `name` (`hud.serve.mux.CONTROL` or a capability). It stays
+        open, in the container and the daemon too, until its writer is closed: close it.
 
         Raises:
             RemoteError: the daemon refused it (an unknown capability, one that is down).
-            InfraError: the connection is gone, or no daemon answered.
+            InfraError: the connection is gone, no daemon answered, or the opening took
+                longer than `timeout` seconds.
         """
         import asyncssh
 
         from hud.serve.mux import StreamSession
 
         try:
-            _, session = await self._conn.create_connection(StreamSession, name, 0)
+            _, session = await asyncio.wait_for(
+                self._conn.create_connection(StreamSession, name, 0), timeout)
+        except TimeoutError:
+            raise InfraError(f"{self.describe}: opening {name!r} took more than {timeout:g}s; "
+                             f"the container's daemon may be stuck (see its log)") from None
         except asyncssh.ChannelOpenError as exc:
             raise _refused(name, exc.reason, self.describe) from None
         except (asyncssh.Error, OSError) as exc:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from typing import Any
 
@@ -37,6 +38,8 @@ READY_MARGIN = 30.0
 STOP_SETTLE = 10.0
 #: seconds the exec gets to end by itself once its connection is closed
 EXIT_GRACE = 2.0
+#: what click says (old and new wording) when the image's hud lacks --mux or --wait
+_OLD_HUD = re.compile(r"no such option:? '?--(mux|wait)\b", re.IGNORECASE)
 #: the destination name of the control stream (hud.serve.mux.CONTROL; not imported from
 #: there, which would load asyncssh before it is needed)
 CONTROL = "hud-control"
@@ -121,7 +124,8 @@ class ExecTransport:
             self._mux = await MuxConnection.start(
                 ours, describe=f"container {self.container}",
                 timeout=ready_timeout + READY_MARGIN)
-            reader, writer = await self._mux.open(CONTROL)
+            reader, writer = await self._mux.open(CONTROL,
+                                                  timeout=ready_timeout + READY_MARGIN)
             channel = Channel(reader, writer, describe=f"container {self.container}",
                               diagnose=diagnose)
             try:
@@ -160,7 +164,7 @@ class ExecTransport:
         if hd.engine_down(said):
             return DockerError(f"cannot reach container {self.container}: {said}\nthe Docker "
                                f"engine is not reachable; {hd.FIX_START}")
-        if "no such option: --mux" in said.lower() or "no such option: --wait" in said.lower():
+        if _OLD_HUD.search(said):
             return InfraError(f"the hud in container {self.container} predates `hud connect "
                               f"--mux`: {said}\nrebuild its image with this hud (`hud build`)")
         logs = await self.logs()

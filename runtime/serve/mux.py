@@ -32,17 +32,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import asyncssh
 
-from hud.clients.control import open_socket, open_tunnel
-from hud.errors import HudError, InfraError, RemoteError
+from hud import wire
+from hud.clients.control import daemon_address, open_socket
+from hud.errors import DaemonUnavailable, InfraError, RemoteError
 from hud.serve.tunnel import splice
 
 #: the destination name of the control channel (a capability cannot be called this: it
@@ -50,6 +52,8 @@ from hud.serve.tunnel import splice
 CONTROL = "hud-control"
 #: bytes a stream's reader buffers before its channel stops granting window
 STREAM_LIMIT = 1 << 20
+#: seconds a stream's opening may take in the container: connect, tunnel.open, reply
+DIAL_TIMEOUT = 30.0
 #: the one cipher suite both ends offer: no negotiation surprises, and AES-GCM is
 #: hardware-accelerated on every x86-64 and arm64 CPU docker runs on
 ALGORITHMS: dict[str, Any] = {
@@ -147,7 +151,7 @@ def refusal(exc: BaseException) -> str:
 class _Server(asyncssh.SSHServer):
     """Opens each requested stream to the daemon; refuses with the daemon's reason."""
 
-    def __init__(self, dial: Callable[[str], tuple[socket.socket, bytes]]) -> None:
+    def __init__(self, dial: Dial) -> None:
         self._dial = dial
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -160,35 +164,32 @@ class _Server(asyncssh.SSHServer):
 
     async def _open(self, name: str) -> StreamSession:
         try:
-            sock, pending = await asyncio.to_thread(self._dial, name)
-        except (HudError, OSError) as exc:
+            reader, writer = await self._dial(name)
+        except Exception as exc:  # whatever it was refuses this stream only
+            # (uncaught here, asyncssh would close the whole connection: every stream and
+            # the rollout's control channel with it)
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, refusal(exc)) from exc
-        sock.setblocking(False)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
 
         def opened(chan_reader: asyncio.StreamReader, chan_writer: asyncio.StreamWriter) -> None:
-            task = asyncio.create_task(_bridge(chan_reader, chan_writer, reader, writer, pending))
+            task = asyncio.create_task(splice(chan_reader, chan_writer, reader, writer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return StreamSession(on_open=opened)
 
 
-async def _bridge(chan_reader: asyncio.StreamReader, chan_writer: asyncio.StreamWriter,
-                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  pending: bytes) -> None:
-    """Splice a channel to its daemon connection; bytes that came with the tunnel.open
-    reply go down the channel first."""
-    if pending:
-        chan_writer.write(pending)
-    await splice(chan_reader, chan_writer, reader, writer)
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Dial = Callable[[str], Awaitable[Streams]]
 
 
 class Dialer:
     """Connections to the daemon, each either the control channel or a tunnel.
 
     The first dial gives a daemon that is still starting `wait` seconds, as `hud connect
-    --wait` does; once it answered, later dials do not wait.
+    --wait` does (in a thread: `open_socket` tells a starting daemon from a dead one);
+    later dials are plain asyncio, no thread each (a container whose pids limit the
+    agent filled cannot start one), bounded by `DIAL_TIMEOUT` from connect to the
+    tunnel.open reply.
     """
 
     def __init__(self, socket_path: str | None, url: str | None, token: str | None,
@@ -197,23 +198,54 @@ class Dialer:
         self.token = token or os.environ.get("HUD_TOKEN")
         self._wait = wait
 
-    def __call__(self, name: str) -> tuple[socket.socket, bytes]:
-        """A blocking dial: the socket, and bytes already read past the tunnel.open reply.
+    async def __call__(self, name: str) -> Streams:
+        """A connection to the daemon: the control channel, or a tunnel to `name`.
 
         Raises:
             DaemonUnavailable: no daemon answers (within the wait).
             RemoteError: the daemon refused the tunnel (unknown capability, down).
-            ProtocolError, InfraError: the reply to tunnel.open was broken or missing.
+            ProtocolError: the reply to tunnel.open was broken.
+            InfraError: no reply within DIAL_TIMEOUT, or the connection closed first.
         """
         wait, self._wait = self._wait, 0.0  # a daemon that answered once is up
-        sock = open_socket(self.socket_path, self.url, wait=wait)
-        if name == CONTROL:
-            return sock, b""
         try:
-            return sock, open_tunnel(sock, name, self.token)
+            return await asyncio.wait_for(self._dial(name, wait), wait + DIAL_TIMEOUT)
+        except TimeoutError:
+            raise InfraError(f"the hud daemon did not answer the opening of {name!r} within "
+                             f"{DIAL_TIMEOUT:g}s; its event loop may be stuck (see its log)"
+                             ) from None
+
+    async def _dial(self, name: str, wait: float) -> Streams:
+        if wait > 0:
+            sock = await asyncio.to_thread(
+                functools.partial(open_socket, self.socket_path, self.url, wait=wait))
+            sock.setblocking(False)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
+        else:
+            where, _, address = daemon_address(self.socket_path, self.url)
+            try:
+                if isinstance(address, str):
+                    reader, writer = await asyncio.open_unix_connection(address,
+                                                                        limit=STREAM_LIMIT)
+                else:
+                    reader, writer = await asyncio.open_connection(*address, limit=STREAM_LIMIT)
+            except OSError as exc:
+                raise DaemonUnavailable(f"no hud daemon answers on {where} "
+                                        f"({type(exc).__name__}: {exc})") from exc
+        if name == CONTROL:
+            return reader, writer
+        try:
+            request = wire.tunnel_request(name, self.token)
+            writer.write(wire.encode(request))
+            line = await reader.readline()  # the capability's bytes stay in the reader
+            if not line.endswith(b"\n"):
+                raise InfraError(f"the daemon closed the connection before answering "
+                                 f"tunnel.open {name!r}; see its log")
+            wire.read_reply(line, request["id"], method=f"tunnel.open {name!r}")
         except BaseException:
-            sock.close()
+            writer.close()
             raise
+        return reader, writer
 
 
 def _stdin_to(sock: socket.socket) -> None:
@@ -240,7 +272,7 @@ def _to_stdout(sock: socket.socket) -> None:
             sock.shutdown(socket.SHUT_RD)
 
 
-async def serve_stdio(dial: Callable[[str], tuple[socket.socket, bytes]]) -> None:
+async def serve_stdio(dial: Dial) -> None:
     """Serve one SSH connection over this process's stdin/stdout until it closes.
 
     Raises:
