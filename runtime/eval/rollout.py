@@ -85,8 +85,13 @@ async def run_rollout(
             return run
         except (InfraError, RemoteError):
             raise
-        except Exception as exc:  # noqa: BLE001 - whatever the agent raised is its outcome
+        except Exception as exc:  # whatever the agent raised is its outcome
             lap("agent")
+            if await _connection_lost(lease):
+                # its tools broke because the environment went away (the exec died, the
+                # container stopped): infrastructure, retried, not the agent's failure
+                raise InfraError(f"the environment's connection was lost under the agent, "
+                                 f"which then raised {type(exc).__name__}: {exc}") from exc
             run.status = "agent_error"
             run.error = f"{type(exc).__name__}: {exc}"
             trace.event("error", phase="agent", error=run.error, traceback=traceback.format_exc())
@@ -148,6 +153,17 @@ def _limits(manifest: dict[str, Any], template_id: str) -> dict[str, float]:
         seconds = float(value) if isinstance(value, (int, float)) and value > 0 else 600.0
         out[key] = min(seconds, 86400.0) + LIMIT_MARGIN
     return out
+
+
+async def _connection_lost(lease: Lease) -> bool:
+    """Whether the lease's control channel is gone (asked with a harmless call)."""
+    try:
+        await lease.channel.call("tasks.list", timeout=30)
+    except InfraError:
+        return True
+    except HudError:
+        return False
+    return False
 
 
 async def _cancel(lease: Lease) -> None:

@@ -176,6 +176,28 @@ async def test_exec_killed_mid_rollout_is_infra_error_and_the_group_completes(
     assert job.reward == 1.0 and job.errors == []
 
 
+async def test_tools_broken_by_a_lost_connection_are_infra_not_agent_error(
+        shared_env: tuple[Path, str]) -> None:
+    """The exec dies while the agent holds an ssh session; the agent's next command raises
+    (asyncssh's error, not hud's): the rollout is an infra_error, and the retry completes."""
+    folder, tag = shared_env
+    killed = {"done": False}
+
+    async def killer(run):  # type: ignore[no-untyped-def]
+        ssh = await run.ssh()
+        if not killed["done"]:
+            killed["done"] = True
+            docker_cli("exec", run._lease.info["container"], "sh", "-c", KILL_MUX, check=True)
+        done = await ssh.run("cat /workspace/token", check=True)
+        return done.stdout.strip()
+
+    job = await Taskset.from_source(folder).run(killer, runtime=DockerPlacement(tag), retries=1)
+    first, second = sorted(job.runs, key=lambda r: r.attempt)
+    assert first.status == "infra_error" and first.reward is None, first.error
+    assert "connection was lost under the agent" in first.error
+    assert second.status == "completed" and second.reward == 1.0, second.error
+
+
 def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp_path: Path) -> None:
     """SIGKILL an eval mid-rollout; `hud prune` removes what it left."""
     script = tmp_path / "slow_eval.py"
