@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -202,21 +203,35 @@ def trace(trace_id: str, as_json: bool) -> None:
     """Render one rollout's trace (prompt, tool calls, answer, grade, timings)."""
     from hud.eval.traces import find_trace, read_trace
 
-    events = read_trace(find_trace(trace_id))
+    bad: list[str] = []
+    events = read_trace(find_trace(trace_id), bad)
+    for message in bad:
+        click.echo(f"warning: skipped {message}", err=True)
     if as_json:
         click.echo(json.dumps(events, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.text import Text
 
     console = Console()
     for event in events:
+        # everything in a trace is untrusted text (the model's, the env's): styled as
+        # plain Text, never parsed as markup, and JSON-quoted so control bytes show
         kind = event.get("type")
+        label = kind if isinstance(kind, str) and kind.isidentifier() else json.dumps(kind)
         rest = {k: v for k, v in event.items() if k not in ("t", "type")}
         text = json.dumps(rest, ensure_ascii=False, default=str)
         if len(text) > 2000:
             text = text[:2000] + f"… ({len(text)} chars)"
-        console.print(f"[dim]{event.get('t', 0):8.3f}s[/dim] [bold]{kind}[/bold] {text}",
-                      markup=True, highlight=False, soft_wrap=True)
+        # JSON escapes C0 controls but not DEL and C1 (\x9b is a terminal's CSI)
+        text = _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        t = event.get("t", 0)
+        stamp = f"{t:8.3f}s" if isinstance(t, (int, float)) else json.dumps(t, default=str)
+        console.print(Text.assemble((stamp, "dim"), " ", (label, "bold"), " ", text),
+                      highlight=False, soft_wrap=True)
+
+
+_C1 = re.compile("[\x7f-\x9f]")
 
 
 @click.command()

@@ -109,5 +109,30 @@ def find_trace(trace_id: str, root: Path | None = None) -> Path:
     return matches[0]
 
 
-def read_trace(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_trace(path: Path, bad: list[str] | None = None) -> list[dict[str, Any]]:
+    """The events of a trace file, in order. A trace is untrusted text (a killed job
+    leaves a torn last line; anyone can edit the file): a line that is not a JSON object
+    is named in `bad` ("PATH:LINE: why") and skipped, or, with no `bad` list, raised.
+
+    Raises:
+        ConfigError: a line is not a JSON object (only when `bad` is None).
+    """
+    events: list[dict[str, Any]] = []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            why = f"not JSON ({exc})"
+        else:
+            if isinstance(event, dict):
+                events.append(event)
+                continue
+            why = f"a JSON {type(event).__name__}, not an object"
+        message = f"{path}:{number}: {why}"
+        if bad is None:
+            raise ConfigError(f"unreadable trace line {message}")
+        bad.append(message)
+    return events

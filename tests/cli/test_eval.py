@@ -141,3 +141,34 @@ def test_warm_0_runs_as_before(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[0].startswith("placement: local")
     assert "reward 1.000 over 3 completed runs" in done.stdout
+
+
+def _trace_file(tmp_path: Path, lines: list[str]) -> str:
+    """A trace in the store (job `j1`), written as given; its id."""
+    folder = tmp_path / "runs" / "j1"
+    folder.mkdir(parents=True)
+    (folder / "abc123.jsonl").write_text("\n".join(lines) + "\n")
+    return "abc123"
+
+
+def test_trace_text_is_shown_as_text_never_markup(tmp_path: Path) -> None:
+    """Brackets from a model or an env (`ordered[mid + 1]`, `[/b]`, `[/INST]`) print as
+    they are and do not crash `hud trace`; a C1 control byte is shown escaped."""
+    event = {"t": 1.5, "type": "tool", "input": {"old_str": "ordered[mid + 1]",
+                                                  "note": "[/b] and [/INST] [bold]x\x9b2J"}}
+    trace_id = _trace_file(tmp_path, [json.dumps(event, ensure_ascii=False)])
+    done = hud(tmp_path, "trace", trace_id)
+    assert done.returncode == 0, done.stderr
+    assert "ordered[mid + 1]" in done.stdout and "[/b] and [/INST] [bold]x" in done.stdout
+    assert "\x9b" not in done.stdout and "\\u009b2J" in done.stdout
+
+
+def test_a_corrupt_trace_line_is_named_and_skipped(tmp_path: Path) -> None:
+    """A torn or edited line: a warning naming file and line, the other events rendered."""
+    trace_id = _trace_file(tmp_path, [json.dumps({"t": 0, "type": "rollout"}), '{"t": 1, "ty',
+                                      "[1, 2]", json.dumps({"t": 2, "type": "end"})])
+    done = hud(tmp_path, "trace", trace_id)
+    assert done.returncode == 0, done.stderr
+    assert "abc123.jsonl:2: not JSON" in done.stderr
+    assert "abc123.jsonl:3: a JSON list, not an object" in done.stderr
+    assert "rollout" in done.stdout and "end" in done.stdout and "Traceback" not in done.stderr
