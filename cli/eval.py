@@ -173,15 +173,20 @@ def jobs(job_id: str | None, as_json: bool) -> None:
             click.echo(f"{run['trace_id']}\t{run['task']['slug']}\t#{run['index']}\t"
                        f"{run['status']}\t{reward}")
         return
-    listing = list_jobs()
+    bad: list[str] = []
+    listing = list_jobs(bad=bad)
+    for message in bad:
+        click.echo(f"warning: skipped {message}", err=True)
     if as_json:
         click.echo(json.dumps([{k: j.get(k) for k in ("id", "agent", "placement", "group")}
                                | {"runs": len(j.get("runs", []))} for j in listing], indent=2))
         return
     for j in listing:
         mean = _stored_reward(j)
+        # written at the start with finished_at 0, rewritten at the end
+        state = "\t(running, or killed)" if j.get("finished_at", None) == 0 else ""
         click.echo(f"{j['id']}\t{j['agent']}\t{len(j.get('runs', []))} runs\t"
-                   f"reward {'-' if mean is None else f'{mean:.3f}'}\t{j['placement']}")
+                   f"reward {'-' if mean is None else f'{mean:.3f}'}\t{j['placement']}{state}")
 
 
 def _stored_reward(data: dict[str, Any]) -> float | None:

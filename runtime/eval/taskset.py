@@ -40,6 +40,8 @@ from hud.eval.traces import write_job
 from hud.task import Task
 
 LOCK_FILE = "hud.lock.json"
+#: seconds between rewrites of a running job's job.json
+JOB_SAVE_EVERY = 2.0
 #: seconds an interrupted job's rollouts get to tear down before they are cancelled again
 SETTLE_GRACE = 10.0
 
@@ -255,6 +257,10 @@ class Taskset:
         job = Job(id=job_id, agent=getattr(agent, "name", type(agent).__name__),
                   placement=placement.describe(), group=group, started_at=time.time())
         limit = asyncio.Semaphore(max_concurrent or total)
+        # on disk from the start (finished_at 0 until it ends), so a job killed with
+        # SIGKILL is still listed by `hud jobs` with the runs it finished
+        write_job(job)
+        saved = time.monotonic()
 
         async def member(task: Task, group_id: str, index: int) -> None:
             for attempt in range(1, retries + 2):
@@ -267,6 +273,10 @@ class Taskset:
                                                  group_id=group_id, index=index, attempt=attempt,
                                                  timeout=timeout, max_steps=max_steps)
                 job.runs.append(run)
+                nonlocal saved
+                if time.monotonic() - saved >= JOB_SAVE_EVERY:  # not per run: O(n) each
+                    write_job(job)
+                    saved = time.monotonic()
                 if on_run is not None:
                     on_run(run)
                 if run.status != "infra_error":

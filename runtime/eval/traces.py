@@ -63,17 +63,29 @@ def write_job(job: Job, root: Path | None = None) -> Path:
     return path
 
 
-def list_jobs(root: Path | None = None) -> list[dict[str, Any]]:
-    """Job summaries, newest first."""
+def list_jobs(root: Path | None = None, bad: list[str] | None = None) -> list[dict[str, Any]]:
+    """Job summaries, newest first. A job.json that cannot be read, or is not a job
+    summary (an id, agent and placement as strings, a list of runs), is skipped and named
+    in `bad` ("PATH: why")."""
     base = root or store_root()
     if not base.is_dir():
         return []
     jobs = []
     for path in base.glob("*/job.json"):
         try:
-            jobs.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
+            job = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            why = f"unreadable ({type(exc).__name__}: {exc})"
+        else:
+            if isinstance(job, dict) and all(isinstance(job.get(k), str) for k in
+                                             ("id", "agent", "placement")) \
+                    and isinstance(job.get("runs", []), list) \
+                    and isinstance(job.get("started_at", 0), (int, float)):
+                jobs.append(job)
+                continue
+            why = "not a job summary (no string id, agent and placement, or runs not a list)"
+        if bad is not None:
+            bad.append(f"{path}: {why}")
     return sorted(jobs, key=lambda j: j.get("started_at", 0), reverse=True)
 
 

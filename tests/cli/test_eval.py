@@ -73,7 +73,7 @@ def test_jobs_lists_each_jobs_reward(tmp_path: Path) -> None:
     runs = [Run(trace_id=f"t{i}", job_id="job1", task=Task(env="e", id="t"), group_id="g",
                 index=i, status=status, reward=reward)
             for i, (status, reward) in enumerate([("completed", 1.0), ("timeout", None)])]
-    write_job(Job(id="job1", agent="nop", placement="local", group=2, runs=runs),
+    write_job(Job(id="job1", agent="nop", placement="local", group=2, runs=runs, finished_at=1.0),
               tmp_path / "runs")
     assert hud(tmp_path, "jobs").stdout == "job1\tnop\t2 runs\treward 0.500\tlocal\n"
 
@@ -172,3 +172,44 @@ def test_a_corrupt_trace_line_is_named_and_skipped(tmp_path: Path) -> None:
     assert "abc123.jsonl:2: not JSON" in done.stderr
     assert "abc123.jsonl:3: a JSON list, not an object" in done.stderr
     assert "rollout" in done.stdout and "end" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_jobs_names_and_skips_bad_job_files(tmp_path: Path) -> None:
+    """A job.json that is not JSON, or not a job, is named on stderr; the others list."""
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--task", "count_letter")
+    assert done.returncode == 0, done.stderr
+    for name, text in (("torn", '{"id": "torn", "ag'), ("alist", "[1, 2]"),
+                       ("noid", '{"agent": "x", "placement": "y", "runs": []}')):
+        (tmp_path / "runs" / name).mkdir()
+        (tmp_path / "runs" / name / "job.json").write_text(text)
+    listed = hud(tmp_path, "jobs")
+    assert listed.returncode == 0, listed.stderr
+    assert "\tnop\t3 runs\treward 0.000" in listed.stdout and "Traceback" not in listed.stderr
+    for name in ("torn", "alist", "noid"):
+        assert f"runs/{name}/job.json: " in listed.stderr
+
+
+def test_a_killed_job_is_listed_with_the_runs_it_finished(tmp_path: Path) -> None:
+    """SIGKILL an eval mid-job: `hud jobs` still lists it (job.json is written at the
+    start), marked as not finished."""
+    script = tmp_path / "slow_eval.py"
+    script.write_text(
+        "import asyncio\n"
+        "from hud.eval import Taskset\n"
+        f"tasks = Taskset.from_source({str(ENVS / 'letters.py')!r})\n"
+        "async def sleepy(run):\n"
+        "    print('AGENT-RUNNING', flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(tasks.filter(['count_letter']).run(sleepy, runtime='local'))\n")
+    env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "AGENT-RUNNING"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    listed = hud(tmp_path, "jobs")
+    assert listed.returncode == 0, listed.stderr
+    assert "\t0 runs\treward -\tlocal" in listed.stdout
+    assert "(running, or killed)" in listed.stdout
