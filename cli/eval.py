@@ -1,8 +1,10 @@
 """`hud eval`, `hud jobs`, `hud trace`, `hud prune`: host-side eval commands.
 
 stdout carries results (a table, or one JSON document with --json); stderr carries the
-placement line and progress. A wrong answer is a result (exit 0); a job that could not
-run at all is an error (exit 1).
+placement line and progress. Exit codes of `hud eval`: 0 when every rollout was graded (a
+wrong answer is a result); 3 when some rollouts failed (agent_error or infra_error after
+retries) and the rest were graded; 1 when none could run (every one failed: a bad key, a
+provider outage, an image that cannot start) or the command failed; 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -131,8 +133,33 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
         click.echo(job.model_dump_json(indent=2))
     else:
         _print_table(job)
-    if job.final_runs and all(r.status == "infra_error" for r in job.final_runs):
-        fail(f"no rollout could run: {job.final_runs[0].error}")
+    sys.exit(_exit_code(job))
+
+
+#: `hud eval`'s exit code when some rollouts failed (agent_error or infra_error after
+#: retries) and the others were graded; 1 is nothing graded, 2 is click's usage error
+SOME_FAILED = 3
+
+
+def _exit_code(job: Job) -> int:
+    """0: every rollout was graded (completed, timeout and grade_error are the agent's
+    outcome); SOME_FAILED: some were, the others failed; 1 (with `error: ...`): none was,
+    for a job with rollouts, as when the provider key is bad or the image cannot start."""
+    from hud.eval.results import COUNTED
+
+    runs = job.final_runs
+    failed = [r for r in runs if r.status not in COUNTED]
+    if runs and len(failed) == len(runs):
+        kinds = ", ".join(f"{sum(r.status == k for r in failed)} {k}"
+                          for k in ("agent_error", "infra_error")
+                          if any(r.status == k for r in failed))
+        fail(f"no rollout could run ({kinds}): {failed[0].error}")
+    if failed:
+        click.echo(f"warning: {len(failed)} of {len(runs)} rollouts failed (not graded, left "
+                   f"out of the reward; exit {SOME_FAILED}); first: {failed[0].status}: "
+                   f"{failed[0].error}", err=True)
+        return SOME_FAILED
+    return 0
 
 
 class _Progress:

@@ -213,3 +213,25 @@ def test_a_killed_job_is_listed_with_the_runs_it_finished(tmp_path: Path) -> Non
     assert listed.returncode == 0, listed.stderr
     assert "\t0 runs\treward -\tlocal" in listed.stdout
     assert "(running, or killed)" in listed.stdout
+
+
+def test_eval_every_agent_error_exits_1(tmp_path: Path) -> None:
+    """A provider that cannot be reached (a closed loopback port): every rollout is an
+    agent_error, and the job exits 1 saying so, not 0."""
+    from tests.tcpkit import free_port
+
+    env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs"), "ANTHROPIC_API_KEY": "x",
+           "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "hud.cli.main", "eval", str(ENVS / "letters.py"),
+                           "claude-sonnet-4-5", "--task", "count_letter"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "error: no rollout could run (3 agent_error)" in done.stderr
+
+
+def test_eval_some_failed_exits_3(tmp_path: Path) -> None:
+    """Some rollouts graded, one failed on setup (infra_error): exit 3 and a warning."""
+    done = hud(tmp_path, "eval", str(ENVS / "faults.py"), "nop", "--task", "raises_in_setup",
+               "--task", "count_letter")
+    assert done.returncode == 3, done.stderr
+    assert "warning: 1 of 2 rollouts failed" in done.stderr and "infra_error" in done.stderr
