@@ -75,10 +75,26 @@ def read_answer(answer: str | None, answer_file: str | None) -> str:
     """The answer: the text of --answer (stdin for `-`), else the --answer-file's content.
     Exactly one of the two is given (the caller checks)."""
     if answer_file is not None:
-        with open(answer_file, encoding="utf-8") as fh:
-            return fh.read()
+        with open(answer_file, "rb") as fh:
+            return _text(fh.read(), answer_file)
     assert answer is not None
-    return sys.stdin.read() if answer == "-" else answer
+    return _text(sys.stdin.buffer.read(), "stdin") if answer == "-" else answer
+
+
+def _text(data: bytes, where: str) -> str:
+    """`data` as UTF-8 text.
+
+    Raises:
+        ConfigError: it is not UTF-8 (the offending byte and its offset are named).
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        from hud.errors import ConfigError
+
+        raise ConfigError(f"the answer on {where} is not UTF-8 text (byte "
+                          f"0x{data[exc.start]:02x} at offset {exc.start}); an answer is "
+                          f"text: encode binary data first (e.g. base64)") from None
 
 
 def print_listing(listing: dict[str, Any], as_json: bool) -> None:
@@ -135,6 +151,7 @@ def grade(name: str | None, answer: str | None, answer_file: str | None,
         RemoteError: the daemon answered an error (unknown task, a template that raised).
         ProtocolError: the daemon's reply is not a JSON-RPC 2.0 reply.
         OSError: the --answer-file cannot be read.
+        ConfigError: the answer is not UTF-8 text.
     """
     params = {"answer": read_answer(answer, answer_file), **target(name, session_id)}
     with connect(socket_path, url, token) as client:

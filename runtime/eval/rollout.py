@@ -79,6 +79,7 @@ async def run_rollout(
         except TimeoutError:
             lap("agent")
             run.status, run.error = "timeout", f"the agent did not answer within {timeout:g}s"
+            run.stop_reason = "timeout"
             run.reward = 0.0  # running out of time is the agent's outcome
             trace.event("timeout", seconds=timeout)
             await _cancel(lease)
@@ -92,7 +93,7 @@ async def run_rollout(
                 # container stopped): infrastructure, retried, not the agent's failure
                 raise InfraError(f"the environment's connection was lost under the agent, "
                                  f"which then raised {type(exc).__name__}: {exc}") from exc
-            run.status = "agent_error"
+            run.status, run.stop_reason = "agent_error", ctx.stop_reason or "error"
             run.error = f"{type(exc).__name__}: {exc}"
             trace.event("error", phase="agent", error=run.error, traceback=traceback.format_exc())
             await _cancel(lease)

@@ -38,3 +38,24 @@ def test_usage_error_still_exits_2(tmp_path: Path) -> None:
     done = hud(tmp_path, "task", "start", "x", "--args", "[1]")
     assert done.returncode == 2 and "must be a JSON object" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("how", ["file", "stdin", "file, through click"])
+def test_an_answer_that_is_not_utf8_is_named(tmp_path: Path, how: str) -> None:
+    """Bytes that are not UTF-8 in --answer-file or on stdin (--answer -): one error line
+    naming where and which byte, exit 1, no traceback (the fast path and click alike)."""
+    (tmp_path / "bad.txt").write_bytes(b"ab\xff\xfe\n")
+    argv = ["task", "grade", "x", "--answer-file", str(tmp_path / "bad.txt")]
+    if how == "stdin":
+        argv[-2:] = ["--answer", "-"]
+    env = {**os.environ, "HUD_SOCKET": str(tmp_path / "none.sock")}
+    if how == "file, through click":  # ASCII streams: the fast path hands over to click
+        env["PYTHONIOENCODING"] = "ascii"
+    done = subprocess.run([sys.executable, "-m", "hud.cli.main", *argv], env=env,
+                          input=b"ab\xff\n", capture_output=True, timeout=120)
+    stderr = done.stderr.decode()
+    where = "stdin" if how == "stdin" else str(tmp_path / "bad.txt")
+    assert done.returncode == 1, stderr
+    assert stderr.startswith(f"error: the answer on {where} is not UTF-8 text (byte 0xff at "
+                             f"offset 2)"), stderr
+    assert "Traceback" not in stderr

@@ -115,7 +115,7 @@ async def test_agent_exception_is_agent_error() -> None:
 
     job = await Taskset.from_source(LETTERS).filter(["count_letter"]).run(broken)
     run = job.runs[0]
-    assert (run.status, run.reward) == ("agent_error", None)
+    assert (run.status, run.reward, run.stop_reason) == ("agent_error", None, "error")
     assert run.error == "RuntimeError: model API said 500"
     assert job.reward is None
 
@@ -127,7 +127,8 @@ async def test_agent_timeout() -> None:
         await asyncio.sleep(30)
 
     job = await Taskset.from_source(LETTERS).filter(["count_letter-7723267a"]).run(sleepy, timeout=0.2)
-    assert (job.runs[0].status, job.runs[0].reward) == ("timeout", 0.0)
+    assert (job.runs[0].status, job.runs[0].reward, job.runs[0].stop_reason) == (
+        "timeout", 0.0, "timeout")
     assert job.reward == 0.0  # running out of time is the agent's outcome: it counts
 
 
