@@ -269,10 +269,15 @@ _C1 = re.compile("[\x7f-\x9f]")
 @click.command()
 @click.option("--job", "job_id", default=None, help="Only containers of this job.")
 def prune(job_id: str | None) -> None:
-    """Remove containers left behind by killed eval jobs."""
+    """Remove containers left behind by killed eval jobs (those of jobs still running on
+    this host are kept; --job JOB removes that job's whatever runs it)."""
     from hud.eval.prune import prune_containers
 
-    removed = prune_containers(job_id)
-    click.echo(f"removed {len(removed)} container(s)")
-    for name in removed:
+    pruned = prune_containers(job_id)
+    click.echo(f"removed {len(pruned.removed)} container(s)")
+    for name in pruned.removed:
         click.echo(f"  {name}")
+    if pruned.kept:
+        click.echo(f"kept {len(pruned.kept)} container(s):")
+        for name, why in pruned.kept:
+            click.echo(f"  {name}  {why}")

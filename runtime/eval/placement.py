@@ -46,6 +46,7 @@ from hud.eval.lease import HELLO
 from hud.eval.lease import Lease as Lease  # the contract; imported from here too
 from hud.eval.lease import Placement as Placement
 from hud.eval.lease import Streams as Streams
+from hud.eval.owner import OWNER_LABEL, this_owner
 
 log = logging.getLogger("hud.eval")
 
@@ -208,6 +209,7 @@ class DockerPlacement(Placement):
         argv = [
             "run", "-d", "--init=false",
             "--label", f"{JOB_LABEL}={job_id}", "--label", f"{ROLLOUT_LABEL}={rollout_id}",
+            "--label", f"{OWNER_LABEL}={this_owner()}",
             "--network", self.network,
             # the daemon needs to switch to the agent user, own files and end the agent's
             # processes; SYS_RESOURCE lets it put itself last for the OOM killer and pin the

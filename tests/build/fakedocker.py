@@ -12,6 +12,7 @@ What it answers (everything else is exit 125, "unexpected", so a new call shows 
     image inspect REF              the image from $FAKE_DOCKER_IMAGES (JSON: ref -> labels)
     run ...                        a container id
     ps -aq --filter ...            the ids in $FAKE_DOCKER_PS
+    ps -a ... --format ...         the lines in $FAKE_DOCKER_PS_LINES (`;` between lines)
     rm -f IDS                      the ids (held while $FAKE_DOCKER_RM_GATE names a file
                                    that does not exist yet; `removed()` lists the ids once done)
     exec C hud manifest            the file $FAKE_DOCKER_MANIFEST
@@ -57,6 +58,8 @@ if args[:2] == ["image", "inspect"]:
     say(json.dumps([{{"Id": "sha256:fake", "Size": 1, "Config": {{"Labels": images[args[2]]}}}}]))
 if args[:1] == ["run"]:
     say({CONTAINER_ID!r})
+if args[:1] == ["ps"] and "--format" in args:
+    say("\\n".join(os.environ.get("FAKE_DOCKER_PS_LINES", "").split(";")))
 if args[:1] == ["ps"]:
     say("\\n".join(os.environ.get("FAKE_DOCKER_PS", "").split()))
 if args[:2] == ["rm", "-f"]:

@@ -148,6 +148,26 @@ def test_prune_lists_and_removes_through_hud_docker(fake: FakeDocker) -> None:
                                              ["rm", "-f", "c1", "c2"]]
 
 
+def test_prune_keeps_the_containers_of_live_jobs(fake: FakeDocker) -> None:
+    """`hud prune` (no --job) removes what dead or unlabelled owners left, keeps a live
+    job's containers and another host's (naming why), and says both."""
+    import socket
+
+    from hud.eval.owner import this_owner
+
+    host = socket.gethostname()
+    lines = [f"live j1 {this_owner()}",  # this test's process: alive
+             f"dead j2 {host}/1/1",  # pid 1 exists, but did not start at tick 1
+             "away j3 other-host/42/42", "old j4 "]
+    done = hud(fake, "prune", FAKE_DOCKER_PS_LINES=";".join(lines))
+    assert done.returncode == 0, done.stderr
+    assert fake.calls()[-1][1:] == ["rm", "-f", "dead", "old"]
+    assert done.stdout.splitlines()[0] == "removed 2 container(s)"
+    assert "kept 2 container(s):" in done.stdout
+    assert "live  job j1: still running (pid" in done.stdout
+    assert "away  job j3: owned by other-host/42/42, on another host" in done.stdout
+
+
 def test_prune_with_the_engine_down_says_how_to_start_it(fake: FakeDocker) -> None:
     """`hud prune` against a stopped engine: exit 1, docker's words and the fix."""
     done = hud(fake, "prune", FAKE_DOCKER_DOWN="1")

@@ -199,7 +199,8 @@ async def test_tools_broken_by_a_lost_connection_are_infra_not_agent_error(
 
 
 def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp_path: Path) -> None:
-    """SIGKILL an eval mid-rollout; `hud prune` removes what it left."""
+    """`hud prune` keeps a running eval's container; once the eval is SIGKILLed it removes
+    what it left."""
     script = tmp_path / "slow_eval.py"
     script.write_text(
         "import asyncio, sys\n"
@@ -217,6 +218,10 @@ def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert b"AGENT-RUNNING" in line
+        live = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune"],
+                              capture_output=True, text=True, timeout=120)
+        assert live.returncode == 0 and "still running" in live.stdout, live.stdout
+        assert docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         left = docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split()
