@@ -66,7 +66,10 @@ def _provider_agent(model: str, config: dict[str, Any]) -> ModelAgent:
         _need("openai")
         from hud.agents.chat_completions import ChatCompletionsAgent
 
-        return ChatCompletionsAgent(model.removeprefix(COMPATIBLE), **config)
+        agent = ChatCompletionsAgent(model.removeprefix(COMPATIBLE), **config)
+        # what ran, as the job records it: an OpenAI-compatible endpoint, this model
+        agent.name = model if model.startswith(COMPATIBLE) else f"{COMPATIBLE}{model}"
+        return agent
     if model.startswith("claude-"):
         _need("anthropic")
         from hud.agents.claude import ClaudeAgent

@@ -218,7 +218,9 @@ class ModelAgent(abc.ABC):
                 if not turn.calls:
                     run.stop_reason = turn.stop or "answered"
                     return turn.text
-                results = [(call, await self._run_tool(run, step, by_name, call)) for call in turn.calls]
+                offered = [tool.name for tool in tools]  # internal routes stay unnamed
+                results = [(call, await self._run_tool(run, step, by_name, call, offered))
+                           for call in turn.calls]
                 conversation.reply(results)
             run.stop_reason = "max_steps"
             return text
@@ -233,20 +235,24 @@ class ModelAgent(abc.ABC):
         return list(self._tools)
 
     async def _run_tool(self, run: RunContext, step: int, tools: dict[str, Tool],
-                        call: ToolCall) -> ToolResult:
+                        call: ToolCall, offered: Sequence[str] | None = None) -> ToolResult:
         started = time.monotonic()
-        result = await execute(tools, call)
+        result = await execute(tools, call, offered)
         run.record("tool_result", step=step, id=call.id, name=call.name, text=result.text,
                    is_error=result.is_error, images=len(result.images),
                    seconds=round(time.monotonic() - started, 3))
         return result
 
 
-async def execute(tools: dict[str, Tool], call: ToolCall) -> ToolResult:
-    """Run one tool call; every failure becomes an error result for the model."""
+async def execute(tools: dict[str, Tool], call: ToolCall,
+                  offered: Sequence[str] | None = None) -> ToolResult:
+    """Run one tool call; every failure becomes an error result for the model. An unknown
+    name is answered with the tools the model was `offered` (default: all of `tools`),
+    never a conversation's internal ones."""
     tool = tools.get(call.name)
     if tool is None:
-        return ToolResult(f"no tool {call.name!r}; the tools are: {', '.join(sorted(tools)) or 'none'}",
+        names = sorted(tools if offered is None else offered)
+        return ToolResult(f"no tool {call.name!r}; the tools are: {', '.join(names) or 'none'}",
                           is_error=True)
     if call.arguments is None:
         return ToolResult(f"the arguments of {call.name} must be a JSON object, got: {call.raw[:500]}",

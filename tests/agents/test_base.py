@@ -115,3 +115,17 @@ async def test_one_agent_serves_a_concurrent_group(api: FakeAPI) -> None:
                                                       runtime="local")
     assert [r.reward for r in job.runs] == [1.0] * 4
     assert all(len(r["messages"]) == 2 for r in api.requests)  # system + user, no cross-talk
+
+
+async def test_unknown_tool_names_only_the_offered_tools() -> None:
+    """A conversation's internal route (e.g. Gemini's action sequence) is not offered to the
+    model, so the unknown-tool error does not name it."""
+    from hud.agents.base import ToolCall, execute
+
+    async def never(args: dict[str, Any]) -> ToolResult:
+        raise AssertionError("not to be called")
+
+    tools = {name: Tool(name, "x", {"type": "object"}, never) for name in ("add", "_route")}
+    result = await execute(tools, ToolCall(id="c1", name="mul", arguments={}, raw="{}"),
+                           offered=["add"])
+    assert (result.text, result.is_error) == ("no tool 'mul'; the tools are: add", True)

@@ -90,3 +90,11 @@ def test_importing_hud_agents_imports_no_provider_sdk() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('anthropic', 'openai', 'google')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_an_openai_compatible_agent_is_named_as_such() -> None:
+    """The job records `openai-compatible:MODEL`, not the bare model id, for an endpoint
+    given by base_url or by the prefix."""
+    url = "http://127.0.0.1:9/v1"
+    assert create_agent("openai-compatible:m", base_url=url).name == "openai-compatible:m"
+    assert create_agent("gpt-oss-20b", base_url=url).name == "openai-compatible:gpt-oss-20b"
