@@ -7,36 +7,12 @@ for importing click.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import sys
 import threading
 
 from hud.clients.control import open_socket, open_tunnel
-
-_CHUNK = 1 << 16
-
-
-def _stdin_to_socket(sock: socket.socket) -> None:
-    try:
-        while True:
-            data = os.read(0, _CHUNK)
-            if not data:
-                break
-            sock.sendall(data)
-    except OSError:
-        pass  # the peer went away: nothing more to send
-    finally:
-        with contextlib.suppress(OSError):  # already closed: the peer sees EOF either way
-            sock.shutdown(socket.SHUT_WR)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+from hud.stdio import socket_to_stdout, stdin_to_socket, write_all
 
 
 def _serve_mux(socket_path: str | None, url: str | None, token: str | None,
@@ -76,13 +52,9 @@ def bridge(tunnel_name: str | None, wait: float, mux: bool, socket_path: str | N
         pending = open_tunnel(sock, tunnel_name, token or os.environ.get("HUD_TOKEN")) \
             if tunnel_name else b""
         if pending:
-            _write_all(1, pending)
-        threading.Thread(target=_stdin_to_socket, args=(sock,), daemon=True).start()
-        while True:
-            data = sock.recv(_CHUNK)
-            if not data:
-                break
-            _write_all(1, data)
+            write_all(1, pending)
+        threading.Thread(target=stdin_to_socket, args=(sock,), daemon=True).start()
+        socket_to_stdout(sock)
     except (BrokenPipeError, ConnectionError):
         pass
     finally:

@@ -46,6 +46,7 @@ from hud import wire
 from hud.clients.control import daemon_address, open_socket
 from hud.errors import DaemonUnavailable, InfraError, RemoteError
 from hud.serve.tunnel import splice
+from hud.stdio import socket_to_stdout, stdin_to_socket
 
 #: the destination name of the control channel (a capability cannot be called this: it
 #: has a dash, and capability names are identifiers)
@@ -63,7 +64,6 @@ ALGORITHMS: dict[str, Any] = {
     "compression_algs": ["none"],
     "signature_algs": ["ssh-ed25519"],
 }
-_CHUNK = 1 << 16
 
 Opened = Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]
 
@@ -248,30 +248,6 @@ class Dialer:
         return reader, writer
 
 
-def _stdin_to(sock: socket.socket) -> None:
-    try:
-        while data := os.read(0, _CHUNK):
-            sock.sendall(data)
-    except OSError:
-        pass  # the peer went away
-    finally:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-
-
-def _to_stdout(sock: socket.socket) -> None:
-    try:
-        while data := sock.recv(_CHUNK):
-            view = memoryview(data)
-            while view:
-                view = view[os.write(1, view):]
-    except OSError:
-        pass  # stdout closed: the host is gone
-    finally:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RD)
-
-
 async def serve_stdio(dial: Dial) -> None:
     """Serve one SSH connection over this process's stdin/stdout until it closes.
 
@@ -280,7 +256,7 @@ async def serve_stdio(dial: Dial) -> None:
             completed (the streams of a connection that was up just end).
     """
     ours, theirs = socket.socketpair()
-    for pump in (_stdin_to, _to_stdout):
+    for pump in (stdin_to_socket, socket_to_stdout):
         threading.Thread(target=pump, args=(ours,), daemon=True).start()
     key = asyncssh.generate_private_key("ssh-ed25519")
     try:

@@ -1,0 +1,45 @@
+"""This process's stdin/stdout as one end of a socket: the pumps of `hud connect`.
+
+`hud connect` (a plain bridge, or the `--mux` SSH server) runs as `docker exec -i ...`
+and speaks over its stdin/stdout; these copy bytes between those and a socket, passing
+end-of-stream on as a half-close each way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+_CHUNK = 1 << 16
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to file descriptor `fd`."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def stdin_to_socket(sock: socket.socket) -> None:
+    """Copy stdin to `sock` until stdin ends (or the peer goes), then shut down writing."""
+    try:
+        while data := os.read(0, _CHUNK):
+            sock.sendall(data)
+    except OSError:
+        pass  # the peer went away: nothing more to send
+    finally:
+        with contextlib.suppress(OSError):  # already closed: the peer sees EOF either way
+            sock.shutdown(socket.SHUT_WR)
+
+
+def socket_to_stdout(sock: socket.socket) -> None:
+    """Copy `sock` to stdout until it ends (or stdout is closed: the host is gone)."""
+    try:
+        while data := sock.recv(_CHUNK):
+            write_all(1, data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
