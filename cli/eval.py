@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hud.cli.model_options import model_config, model_options
 from hud.cli.options import fail
 
 if TYPE_CHECKING:
@@ -78,12 +79,13 @@ def _print_table(job: Job) -> None:
 @click.option("--warm", default=0, show_default=True, type=click.IntRange(min=0),
               help="docker: keep this many containers started and ready ahead of the "
                    "rollouts, each used by one rollout and then removed.")
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON document.")
 def eval_command(source: str, agent: str, model: str | None, group: int,
                  max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
                  retries: int, timeout: float | None, max_steps: int | None,
                  cpus: float | None, memory: str | None, pids_limit: int | None,
-                 warm: int, as_json: bool) -> None:
+                 warm: int, as_json: bool, **agent_options: Any) -> None:
     """Run every task of SOURCE (tasks.py, an env dir, or a .jsonl) with AGENT
     (oracle, nop, replay:JOB_ID, or a model id).
 
@@ -97,7 +99,7 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
     taskset = Taskset.from_source(source)
     if task_filter:
         taskset = taskset.filter(task_filter)
-    the_agent = create_agent(model or agent)
+    the_agent = create_agent(model or agent, **model_config(agent_options))
     placement = taskset.placement(runtime)
     if cpus is not None or memory is not None or pids_limit is not None:
         from hud.eval import DockerPlacement

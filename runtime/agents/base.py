@@ -40,6 +40,12 @@ from hud.errors import ConfigError
 
 #: model turns per rollout unless the run (`--max-steps`) or the agent says otherwise
 DEFAULT_MAX_STEPS = 30
+#: seconds one API request may take (non-streaming: the whole response; streaming: the
+#: wait for each chunk). The SDKs' own default, 600 s, tried 3 times, let one hung
+#: request hold a rollout for half an hour.
+DEFAULT_REQUEST_TIMEOUT = 300.0
+#: retries of a failed request (429, 5xx, connection errors, timeouts), with the SDK's backoff
+DEFAULT_MAX_RETRIES = 2
 
 DEFAULT_SYSTEM = (
     "You are an agent solving a task inside a sandboxed environment. Use the tools you are "
@@ -75,6 +81,9 @@ class Turn:
     #: set when the turn ends the rollout for a reason other than an answer: "refused",
     #: "max_tokens"; None for an ordinary answer or tool calls
     stop: str | None = None
+    #: the reasoning/thinking text the provider returned with the turn (summaries where
+    #: the provider gives only those), for the trace; empty when it returned none
+    thinking: list[str] = field(default_factory=list)
 
 
 class Conversation(abc.ABC):
@@ -149,12 +158,17 @@ class ModelAgent(abc.ABC):
             (Claude, which needs one, gets `CLAUDE_MAX_TOKENS`).
         tools: the tools to offer instead of those built from the run's bindings.
         api_key: the provider key; defaults to the first of `key_variables` set.
+        api_key_env: read the key from this environment variable instead of the
+            provider's usual ones (a proxy's key, a second account).
         base_url: the API's address; the SDK's default (the provider's own API) when None.
-        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
-        timeout: seconds per API request.
+        max_retries: retries of a failed request (429, 5xx, connection errors, timeouts).
+        timeout: seconds per API request; streaming: seconds to wait for each chunk.
+        stream: send streaming requests (server-sent events) and assemble the response,
+            so a long generation is not cut by a proxy's idle timeout.
 
     Raises:
-        ConfigError: no key is given and none of `key_variables` is set.
+        ConfigError: no key is given and none of `key_variables` (or `api_key_env`) is
+            set; a timeout or retry count out of range.
     """
 
     #: environment variables the key is read from, in order
@@ -163,8 +177,14 @@ class ModelAgent(abc.ABC):
     def __init__(self, model: str, *, max_steps: int = DEFAULT_MAX_STEPS,
                  system: str | None = None, max_tokens: int | None = None,
                  tools: ToolSource | None = None, api_key: str | None = None,
-                 base_url: str | None = None, max_retries: int = 2,
-                 timeout: float = 600.0) -> None:
+                 api_key_env: str | None = None, base_url: str | None = None,
+                 max_retries: int = DEFAULT_MAX_RETRIES,
+                 timeout: float = DEFAULT_REQUEST_TIMEOUT, stream: bool = False) -> None:
+        if not timeout > 0:
+            raise ConfigError(f"the request timeout must be a positive number of seconds, "
+                              f"got {timeout!r}")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, got {max_retries!r}")
         self.model = model
         self.name = model
         self.max_steps = max_steps
@@ -173,7 +193,12 @@ class ModelAgent(abc.ABC):
         self._tools = tools
         self.base_url = base_url
         self.max_retries = max_retries
-        self.timeout = timeout
+        self.timeout = float(timeout)
+        self.stream = stream
+        #: the variable the caller named for the key: then its absence is always an error
+        self.api_key_env = api_key_env
+        if api_key_env is not None:
+            self.key_variables = (api_key_env,)
         self.api_key = self.resolve_key(api_key)
 
     def resolve_key(self, given: str | None) -> str:
@@ -214,7 +239,8 @@ class ModelAgent(abc.ABC):
                            tool_calls=[{"id": c.id, "name": c.name,
                                         "arguments": c.arguments if c.arguments is not None else c.raw}
                                        for c in turn.calls],
-                           usage=turn.usage, finish=turn.finish)
+                           usage=turn.usage, finish=turn.finish,
+                           **({"thinking": turn.thinking} if turn.thinking else {}))
                 if not turn.calls:
                     run.stop_reason = turn.stop or "answered"
                     return turn.text

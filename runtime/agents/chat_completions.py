@@ -11,8 +11,9 @@ Wire mapping:
     tool results    -> one {"role": "tool", "tool_call_id", "content"} message per call
                        (images follow as a user message of image_url parts)
 
-The key comes from `api_key=`, else $OPENAI_API_KEY; local servers often need none, so
-a missing key is only an error when the endpoint is OpenAI's own API (no `base_url`).
+The server is `base_url=`, else $OPENAI_BASE_URL, else OpenAI's own API. The key comes
+from `api_key=`, else $OPENAI_API_KEY (or the variable `api_key_env=` names); local
+servers often need none, so a missing key is only an error for OpenAI's own API.
 
 `openai` is imported when a conversation starts, never at `hud.agents` import time.
 """
@@ -24,8 +25,11 @@ from typing import Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
 from hud.agents.tools import Tool, ToolResult
+from hud.errors import ConfigError
 
 KEY_VARIABLE = "OPENAI_API_KEY"
+#: where the server is when no base_url is given (the openai SDK's own variable)
+BASE_URL_VARIABLE = "OPENAI_BASE_URL"
 #: sent when a local server needs no key (the SDK insists on one)
 NO_KEY = "not-needed"
 
@@ -51,15 +55,23 @@ class ChatCompletionsAgent(ModelAgent):
 
     def __init__(self, model: str, *, temperature: float | None = None,
                  extra_body: dict[str, Any] | None = None, **options: Any) -> None:
+        if not options.get("base_url"):
+            options["base_url"] = os.environ.get(BASE_URL_VARIABLE) or None
         super().__init__(model, **options)
         self.temperature = temperature
         self.extra_body = extra_body
 
     def resolve_key(self, given: str | None) -> str:
         """A server of your own (`base_url`) may need no key: send a placeholder then."""
-        if self.base_url is not None:
+        if self.base_url is not None and self.api_key_env is None:
             return given or os.environ.get(KEY_VARIABLE) or NO_KEY
-        return super().resolve_key(given)
+        try:
+            return super().resolve_key(given)
+        except ConfigError as exc:
+            if self.base_url is not None:  # the variable the caller named is not set
+                raise
+            raise ConfigError(f"{exc}; a server of your own needs no key: give its base URL "
+                              f"(--base-url URL, or ${BASE_URL_VARIABLE})") from None
 
     def conversation(self, prompt: str, tools: list[Tool]) -> Conversation:
         return ChatConversation(self, prompt, tools)

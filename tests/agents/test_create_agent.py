@@ -98,3 +98,60 @@ def test_an_openai_compatible_agent_is_named_as_such() -> None:
     url = "http://127.0.0.1:9/v1"
     assert create_agent("openai-compatible:m", base_url=url).name == "openai-compatible:m"
     assert create_agent("gpt-oss-20b", base_url=url).name == "openai-compatible:gpt-oss-20b"
+
+
+def test_defaults_bound_a_hung_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without options a request may take 300 s and is retried twice (not the SDKs' 600 s x 3)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    agent = create_agent("claude-sonnet-4-5")
+    assert (agent.timeout, agent.max_retries, agent.stream) == (300.0, 2, False)
+
+
+@pytest.mark.parametrize(("model", "api", "harness"), [
+    ("gpt-5", "chat", "ChatCompletionsAgent"),
+    ("gpt-5", "responses", "OpenAIResponsesAgent"),
+    ("my-model", "responses", "OpenAIResponsesAgent"),
+    ("openai-compatible:qwen3", "responses", "OpenAIResponsesAgent"),
+], ids=str)
+def test_api_chooses_the_openai_wire_api(monkeypatch: pytest.MonkeyPatch, model: str, api: str,
+                                         harness: str) -> None:
+    """api="chat"/"responses" picks the harness whatever the model id or URL says."""
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    agent = create_agent(model, api=api, base_url="http://127.0.0.1:9/v1")
+    assert type(agent).__name__ == harness
+    assert agent.model == model.removeprefix("openai-compatible:")
+
+
+def test_the_default_api_with_a_base_url_is_chat() -> None:
+    """The documented default: a gpt id given a base_url speaks Chat Completions."""
+    agent = create_agent("gpt-5", base_url="http://127.0.0.1:9/v1")
+    assert type(agent).__name__ == "ChatCompletionsAgent"
+
+
+@pytest.mark.parametrize(("model", "api", "message"), [
+    ("gpt-5", "soap", "api must be one of responses, chat, got 'soap'"),
+    ("claude-sonnet-4-5", "chat", "api='chat' chooses between OpenAI's wire APIs"),
+    ("oracle", "chat", "api: only model agents take it, not 'oracle'"),
+], ids=str)
+def test_a_wrong_api_is_a_config_error(model: str, api: str, message: str) -> None:
+    """An unknown API, or one for a model not served over OpenAI's APIs, is named."""
+    with pytest.raises(ConfigError, match=message):
+        create_agent(model, api=api)
+
+
+def test_api_key_env_reads_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """api_key_env=NAME reads $NAME instead of the provider's variable; unset, it is named."""
+    with pytest.raises(ConfigError, match=r"^PROXY_KEY is not set"):
+        create_agent("claude-sonnet-4-5", api_key_env="PROXY_KEY")
+    monkeypatch.setenv("PROXY_KEY", "p")
+    assert create_agent("claude-sonnet-4-5", api_key_env="PROXY_KEY").api_key == "p"
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"timeout": 0}, "request timeout must be a positive number of seconds, got 0"),
+    ({"max_retries": -1}, "max_retries must be 0 or more, got -1"),
+], ids=str)
+def test_bad_timeouts_are_config_errors(option: dict[str, float], message: str) -> None:
+    """A zero timeout or negative retries is refused when the agent is made."""
+    with pytest.raises(ConfigError, match=message):
+        create_agent("openai-compatible:m", base_url="http://127.0.0.1:9/v1", **option)
