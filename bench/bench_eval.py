@@ -114,7 +114,7 @@ async def main() -> None:
     folder, _ = scaffold(work / "letter-count", "blank")
     tag = "hud-bench-letter-count"
     build_env(folder, tag=tag)
-    tasks = Taskset.from_source(folder).filter(["count_letter"])
+    tasks = Taskset.from_source(folder).filter(["count_letter*"])
     n = len(tasks) * opts.group
     rows = []
     try:

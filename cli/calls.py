@@ -97,10 +97,29 @@ def _text(data: bytes, where: str) -> str:
                           f"text: encode binary data first (e.g. base64)") from None
 
 
-def print_listing(listing: dict[str, Any], as_json: bool) -> None:
-    """The task list: one line per task (slug, args, description), or JSON."""
+def task_rows(listing: dict[str, Any], image: str | None = None,
+              image_id: str | None = None) -> list[dict[str, Any]]:
+    """A manifest's tasks as task-file rows (the format hud.eval.taskfile reads back):
+    env, id, args, slug, description (when there is one), and the image and its ID
+    (when listed from an image)."""
+    rows = []
+    for item in listing["tasks"]:
+        row = {"env": listing["env"]["name"], "id": item["id"], "args": item.get("args", {}),
+               "slug": item["slug"]}
+        if item.get("description") is not None:
+            row["description"] = item["description"]
+        row.update({k: v for k, v in (("image", image), ("image_id", image_id)) if v})
+        rows.append(row)
+    return rows
+
+
+def print_listing(listing: dict[str, Any], as_json: bool, image: str | None = None,
+                  image_id: str | None = None) -> None:
+    """The task list: one line per task (slug, args, description), or JSON whose `tasks`
+    are task-file rows (`listing` is then a manifest, with its `env`)."""
     if as_json:
-        echo_json({"tasks": listing["tasks"], "templates": listing["templates"]})
+        echo_json({"tasks": task_rows(listing, image, image_id),
+                   "templates": listing["templates"]})
         return
     for item in listing["tasks"]:
         args = json.dumps(item["args"], ensure_ascii=False) if item["args"] else ""
@@ -117,7 +136,9 @@ def list_tasks(as_json: bool, socket_path: str | None, url: str | None,
         ProtocolError: the daemon's reply is not a JSON-RPC 2.0 reply.
     """
     with connect(socket_path, url, token) as client:
-        listing = client.call("tasks.list")
+        # JSON rows name their env: the manifest (`hello`) has it, `tasks.list` not
+        listing = client.call("hello", {"client": "hud-cli"}) if as_json \
+            else client.call("tasks.list")
     print_listing(listing, as_json)
 
 

@@ -63,8 +63,13 @@ def _print_table(job: Job) -> None:
               help="At most this many rollouts at once [default: all].")
 @click.option("--runtime", default=None,
               help="local | docker | docker:IMAGE | CONTAINER | tcp://HOST:PORT "
-                   "[default: docker when SOURCE was built, else local].")
-@click.option("--task", "task_filter", multiple=True, help="Only this task slug (repeatable).")
+                   "[default: where SOURCE's tasks come from: its image (docker), its "
+                   "container or daemon, a built directory's image; else local].")
+@click.option("--task", "task_filter", multiple=True, metavar="PATTERN",
+              help="Only these tasks (repeatable): the task whose slug is PATTERN; else, if "
+                   "no slug is, every task of the template whose id it is; else every task "
+                   "whose slug matches it as a glob ('count_letter-*'). Matching nothing is "
+                   "an error that lists the tasks.")
 @click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
               help="Re-run a rollout that failed on infrastructure this many times.")
 @click.option("--timeout", default=None, type=float, help="Seconds the agent gets per rollout.")
@@ -76,6 +81,9 @@ def _print_table(job: Job) -> None:
 @click.option("--pids-limit", default=None, type=int,
               help="docker: processes and threads per rollout container, so a fork bomb stops "
                    "there [default: 1024; 0 or -1: no limit].")
+@click.option("--network", default=None,
+              help="docker: the rollout containers' network, e.g. bridge [default: none: no "
+                   "network; hud reaches a container over docker exec].")
 @click.option("--warm", default=0, show_default=True, type=click.IntRange(min=0),
               help="docker: keep this many containers started and ready ahead of the "
                    "rollouts, each used by one rollout and then removed.")
@@ -85,9 +93,14 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
                  max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
                  retries: int, timeout: float | None, max_steps: int | None,
                  cpus: float | None, memory: str | None, pids_limit: int | None,
-                 warm: int, as_json: bool, **agent_options: Any) -> None:
-    """Run every task of SOURCE (tasks.py, an env dir, or a .jsonl) with AGENT
-    (oracle, nop, replay:JOB_ID, or a model id).
+                 network: str | None, warm: int, as_json: bool, **agent_options: Any) -> None:
+    """Run every task of SOURCE with AGENT (oracle, nop, replay:JOB_ID, or a model id).
+
+    SOURCE is an image (IMAGE or docker:IMAGE: its tasks from its label, a fresh container
+    per rollout), a running container's name or tcp://HOST:PORT (its daemon's tasks, run
+    there), a built env directory (the tasks in its hud.lock.json, run on its image), a
+    task file (.jsonl, from `hud task export`), or tasks.py / an env directory not built
+    (imported here, run in-process). Only the local placement imports the environment.
 
     Against one running container (--runtime CONTAINER or tcp://...) rollouts run one at
     a time, unless its environment declares it serves more at once. With --warm N (docker)
@@ -96,18 +109,25 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
     from hud.agents import create_agent
     from hud.eval import Taskset
 
-    taskset = Taskset.from_source(source)
+    taskset = Taskset.from_source(source, runtime=runtime)
     if task_filter:
-        taskset = taskset.filter(task_filter)
+        from hud.errors import ConfigError
+
+        try:
+            taskset = taskset.filter(task_filter)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--task") from None
     the_agent = create_agent(model or agent, **model_config(agent_options))
     placement = taskset.placement(runtime)
-    if cpus is not None or memory is not None or pids_limit is not None:
+    if cpus is not None or memory is not None or pids_limit is not None or network is not None:
         from hud.eval import DockerPlacement
 
         if not isinstance(placement, DockerPlacement):
-            raise click.UsageError("--cpus/--memory/--pids-limit apply to the docker placement "
-                                   f"only, not {placement.describe()}")
+            raise click.UsageError("--cpus/--memory/--pids-limit/--network apply to the docker "
+                                   f"placement only, not {placement.describe()}")
         placement.cpus, placement.memory = cpus, memory
+        if network is not None:
+            placement.network = network
         if pids_limit is not None:
             placement.pids_limit = pids_limit
     if warm:
@@ -120,6 +140,9 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
             raise click.UsageError(f"--warm: {exc}") from None
     pool = f", warm pool of {warm}" if warm else ""
     click.echo(f"placement: {placement.describe()}{pool}", err=True)
+    drift = taskset.image_warning(placement)
+    if drift:
+        click.echo(drift, err=True)
     total = len(taskset) * group
     progress = _Progress(total, retries) if sys.stderr.isatty() and not as_json else None
 
@@ -135,6 +158,9 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
         click.echo(job.model_dump_json(indent=2))
     else:
         _print_table(job)
+    from hud.view.beacon import viewer_hint  # the job's page in a running `hud view`
+
+    click.echo(viewer_hint(job.id), err=True)
     sys.exit(_exit_code(job))
 
 
@@ -254,18 +280,29 @@ def trace(trace_id: str, as_json: bool) -> None:
         kind = event.get("type")
         label = kind if isinstance(kind, str) and kind.isidentifier() else json.dumps(kind)
         rest = {k: v for k, v in event.items() if k not in ("t", "type")}
-        text = json.dumps(rest, ensure_ascii=False, default=str)
-        if len(text) > 2000:
-            text = text[:2000] + f"… ({len(text)} chars)"
-        # JSON escapes C0 controls but not DEL and C1 (\x9b is a terminal's CSI)
-        text = _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        # a model turn's reasoning/thinking is shown under it, dimmed, one line per block
+        thinking = rest.pop("thinking") if (kind == "model_turn"
+                                            and isinstance(rest.get("thinking"), list)) else []
         t = event.get("t", 0)
         stamp = f"{t:8.3f}s" if isinstance(t, (int, float)) else json.dumps(t, default=str)
-        console.print(Text.assemble((stamp, "dim"), " ", (label, "bold"), " ", text),
+        console.print(Text.assemble((stamp, "dim"), " ", (label, "bold"), " ", _quoted(rest)),
                       highlight=False, soft_wrap=True)
+        for thought in thinking:
+            console.print(Text.assemble(" " * 10, ("thinking", "dim bold"), " ",
+                                        (_quoted(thought), "dim italic")),
+                          highlight=False, soft_wrap=True)
 
 
 _C1 = re.compile("[\x7f-\x9f]")
+
+
+def _quoted(value: Any) -> str:
+    """Trace data as JSON text, cut at 2000 characters, with no control byte left raw."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > 2000:
+        text = text[:2000] + f"… ({len(text)} chars)"
+    # JSON escapes C0 controls but not DEL and C1 (\x9b is a terminal's CSI)
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 @click.command()

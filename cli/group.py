@@ -30,11 +30,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("hud.cli.eval", "eval_command", "Run tasks with an agent; rewards, traces, groups."),
     "jobs": ("hud.cli.eval", "jobs", "List eval jobs in the local trace store."),
     "trace": ("hud.cli.eval", "trace", "Render one rollout's trace."),
+    "view": ("hud.cli.view", "view", "Browse jobs, runs and comparisons in a local web viewer."),
     "prune": ("hud.cli.eval", "prune", "Remove containers left by killed eval jobs."),
     "ssh": ("hud.cli.ssh", "ssh", "Open an ssh session in a container's workspace."),
     "build": ("hud.cli.build", "build", "Build an environment's Docker image."),
     "images": ("hud.cli.images", "images", "Bootstrap, build, list, save and load hud images."),
     "init": ("hud.cli.init", "init", "Scaffold a new environment from a template."),
+    "harbor": ("hud.cli.harbor", "harbor", "Import Harbor tasks as a hud env; export them back."),
 }
 
 

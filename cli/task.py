@@ -16,6 +16,7 @@ import click
 
 from hud.cli import calls
 from hud.cli.options import connection_options
+from hud.errors import HudError
 
 
 def _parse_args(args_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -25,17 +26,43 @@ def _parse_args(args_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]
         raise click.BadParameter(exc.message, param_hint=exc.hint) from exc
 
 
-def _label_manifest(image: str) -> dict[str, Any]:
-    """The task listing in the `org.hud.manifest` label of a built image, validated."""
-    from hud.build.docker import image_labels  # host side, only for --image
+def _label_manifest(image: str) -> tuple[dict[str, Any], str | None]:
+    """The manifest in the `org.hud.manifest` label of a built image, validated, and the
+    image's ID."""
+    from hud.build.docker import inspect_image  # host side, only for --image
     from hud.errors import DockerError
 
-    labels = image_labels(image)
+    info = inspect_image(image)
+    if info is None:
+        raise DockerError(f"no image {image!r} in the local Docker engine; build it first "
+                          f"(`hud build`), or load it (`hud images load FILE.tar`)")
+    labels = (info.get("Config") or {}).get("Labels") or {}
     if "org.hud.manifest" not in labels:
         raise DockerError(f"image {image!r} has no org.hud.manifest label; build it with `hud build`")
     from hud.clients.untrusted import parse_manifest  # an image someone else built: untrusted
 
-    return parse_manifest(json.loads(labels["org.hud.manifest"]), f"image {image!r}")
+    manifest = parse_manifest(json.loads(labels["org.hud.manifest"]), f"image {image!r}")
+    return manifest, info.get("Id")
+
+
+def _export(source: str, output: str, patterns: tuple[str, ...]) -> None:
+    """`hud task export` (host side: it reads images, containers, lock and task files)."""
+    from hud.eval.taskset import Taskset
+
+    taskset = Taskset.from_source(source)
+    if patterns:
+        try:
+            taskset = taskset.filter(patterns)
+        except HudError as exc:
+            raise click.BadParameter(str(exc), param_hint="--task") from None
+    if output == "-":
+        for row in taskset.rows():
+            click.echo(json.dumps(row.dump(), ensure_ascii=False))
+    else:
+        taskset.to_file(output)
+    images = ", ".join(f"{i.ref} ({(i.id or '?')[:19]})" for i in taskset.images)
+    click.echo(f"exported {len(taskset)} tasks{f' of image {images}' if images else ''} to "
+               f"{'stdout' if output == '-' else output}", err=True)
 
 
 @click.group()
@@ -51,9 +78,28 @@ def list_tasks(socket_path: str | None, url: str | None, token: str | None, imag
                as_json: bool) -> None:
     """List the tasks (and templates) the environment offers."""
     if image:
-        calls.print_listing(_label_manifest(image), as_json)
+        manifest, image_id = _label_manifest(image)
+        calls.print_listing(manifest, as_json, image=image, image_id=image_id)
     else:
         calls.list_tasks(as_json, socket_path, url, token)
+
+
+@task.command("export")
+@click.argument("source")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="The task file to write: JSON Lines (.json: a JSON list); - is stdout.")
+@click.option("--task", "patterns", multiple=True, metavar="PATTERN",
+              help="Only these tasks (repeatable), selected as `hud eval --task` does: a "
+                   "slug, else a template id, else a glob over slugs.")
+def export(source: str, output: str, patterns: tuple[str, ...]) -> None:
+    """Write the tasks of SOURCE as a task file that `hud eval FILE.jsonl` runs.
+
+    SOURCE is what `hud eval` takes: an image (IMAGE or docker:IMAGE), a running
+    container, tcp://HOST:PORT, an env directory (built: its hud.lock.json), tasks.py or
+    a task file. Each line is one task: {"env", "id", "args", "slug", "image",
+    "image_id"}, the image and the ID it had when listed, so `hud eval` can warn when
+    the image has changed since."""
+    _export(source, output, patterns)
 
 
 @task.command("start")

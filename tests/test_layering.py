@@ -23,13 +23,15 @@ from tests.importkit import PROBE, ROOT, forbidden_imports, imports_of, module_f
 IN_CONTAINER = sorted({
     "hud.cli.main", "hud.cli.serve", "hud.cli.task", "hud.cli.connect",
     "hud.environment", "hud.graders", "hud.robot.server",
+    # an env made by `hud harbor import` loads these in the container
+    "hud.harbor.env", "hud.harbor.verifier", "hud.harbor.config",
     *(f"hud.{folder}.{path.stem}" for folder in ("serve", "grading", "capabilities")
       for path in (ROOT / "runtime" / folder).glob("*.py") if path.stem != "__init__"),
 })
 
 #: the host side: image builds, evals, agents, and the libraries only they use
 HOST_ONLY = ("hud.build", "hud.eval", "hud.agents", "rich", "anthropic", "openai", "google",
-             "ray", "playwright")
+             "ray", "playwright", "hud.harbor.importer", "hud.harbor.exporter", "hud.harbor.base")
 
 #: the host-only branches of in-container modules: ("module:function", host module) -> why
 #: the import can only run on the host. Each entry must still be needed (a test checks).
@@ -37,6 +39,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("hud.cli.task:_label_manifest", "hud.build.docker"):
         "`hud task list --image IMG` reads a built image's label through the docker module; "
         "it runs on the host (a container has no Docker), never on the `hud task` fast path",
+    ("hud.cli.task:_export", "hud.eval.taskset"):
+        "`hud task export SOURCE` reads an image's label, a container's manifest, a lock or "
+        "task file through the eval's Taskset; it runs on the host, never on the fast path",
 }
 
 

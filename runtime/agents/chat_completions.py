@@ -15,17 +15,32 @@ The server is `base_url=`, else $OPENAI_BASE_URL, else OpenAI's own API. The key
 from `api_key=`, else $OPENAI_API_KEY (or the variable `api_key_env=` names); local
 servers often need none, so a missing key is only an error for OpenAI's own API.
 
+Reasoning text that servers send beside the answer (`reasoning_content`: DeepSeek,
+llama.cpp, older vLLM; `reasoning`: newer vLLM, OpenRouter) goes in the trace; it is
+not sent back, as those servers ask.
+
+Streaming (`stream=True`): the plain SSE form, `create(stream=True, stream_options=
+{"include_usage": True})`, with the chunks assembled by `hud.agents.streaming` into the
+ChatCompletion a plain request returns (the SDK's `.stream()` helper is stricter than
+many OpenAI-compatible servers are); a server that ignores `stream_options` gives no
+usage. A stream cut after it started is retried.
+
 `openai` is imported when a conversation starts, never at `hud.agents` import time.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
+from hud.agents.streaming import assemble_chat, reading, retrying
 from hud.agents.tools import Tool, ToolResult
 from hud.errors import ConfigError
+
+if TYPE_CHECKING:
+    from openai import AsyncStream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 KEY_VARIABLE = "OPENAI_API_KEY"
 #: where the server is when no base_url is given (the openai SDK's own variable)
@@ -107,8 +122,11 @@ class ChatConversation(Conversation):
             options["temperature"] = agent.temperature
         if agent.extra_body:
             options["extra_body"] = agent.extra_body
-        completion = await self.client.chat.completions.create(
-            model=agent.model, messages=self.messages, **options)
+        request = {"model": agent.model, "messages": self.messages, **options}
+        if agent.stream:
+            completion = await retrying(lambda: self._streamed(request), agent.max_retries)
+        else:
+            completion = await self.client.chat.completions.create(**request)
         if not completion.choices:
             raise ValueError(f"the server at {agent.base_url} answered with no choices: "
                              f"{completion.model_dump_json()[:500]}")
@@ -132,8 +150,20 @@ class ChatConversation(Conversation):
             stop = "refused"
         elif choice.finish_reason == "length":
             stop = "max_tokens"
+        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
         return Turn(text=message.content or message.refusal or "", calls=calls, usage=usage,
-                    finish=choice.finish_reason, stop=stop)
+                    finish=choice.finish_reason, stop=stop,
+                    thinking=[reasoning] if isinstance(reasoning, str) and reasoning else [])
+
+    async def _streamed(self, request: dict[str, Any]) -> ChatCompletion:
+        """One streamed request, its chunks assembled into a ChatCompletion."""
+        import openai
+
+        stream: AsyncStream[ChatCompletionChunk] = await self.client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True})  # the SDK retries this
+        async with stream, reading((openai.APIConnectionError,)):
+            chunks = [chunk.to_dict() async for chunk in stream]
+            return assemble_chat(chunks)
 
     def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
         images: list[dict[str, Any]] = []

@@ -12,8 +12,13 @@ those (`bash_20250124`, `text_editor_20250728` named `str_replace_based_edit_too
 their calls are routed back to ours: the argument names are the same.
 
 The assistant's blocks go back in the history as the API sent them (thinking blocks
-keep their signatures), so extended thinking works across tool calls. One SDK client
-per rollout, closed with it: an HTTP connection pool belongs to one event loop.
+keep their signatures), so extended thinking works across tool calls; their text goes
+in the trace (`redacted_thinking` as "[redacted]"). One SDK client per rollout, closed
+with it: an HTTP connection pool belongs to one event loop.
+
+Streaming (`stream=True`): `client.messages.stream(...)` and the SDK's own assembly,
+`get_final_message()`, so the Message handled is the one a plain request returns; a
+stream cut after it started is retried (see `hud.agents.streaming`).
 
 `anthropic` is imported when a conversation starts, never at `hud.agents` import time.
 """
@@ -23,10 +28,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, png_base64
+from hud.agents.streaming import CUT_HINT, StreamEnded, http_errors, reading, retrying
 from hud.agents.tools import Tool, ToolResult
 
 if TYPE_CHECKING:
-    from anthropic.types import ContentBlock
+    from anthropic.types import ContentBlock, Message
 
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
 #: our tool name -> the Anthropic-defined tool declared in its place
@@ -107,9 +113,12 @@ class ClaudeConversation(Conversation):
             options["system"] = agent.system
         if agent.thinking_budget:
             options["thinking"] = {"type": "enabled", "budget_tokens": agent.thinking_budget}
-        message = await self.client.messages.create(
-            model=agent.model, max_tokens=agent.max_tokens or CLAUDE_MAX_TOKENS,
-            messages=self.messages, **options)
+        request = {"model": agent.model, "max_tokens": agent.max_tokens or CLAUDE_MAX_TOKENS,
+                   "messages": self.messages, **options}
+        if agent.stream:
+            message = await retrying(lambda: self._streamed(request), agent.max_retries)
+        else:
+            message = await self.client.messages.create(**request)
         self.messages.append({"role": "assistant",
                               "content": [_block_param(block) for block in message.content]})
         text = "".join(block.text for block in message.content if block.type == "text")
@@ -123,7 +132,34 @@ class ClaudeConversation(Conversation):
                 usage[extra] = getattr(message.usage, extra)
         stop = {"refusal": "refused", "max_tokens": "max_tokens",
                 "model_context_window_exceeded": "max_tokens"}.get(message.stop_reason or "")
-        return Turn(text=text, calls=calls, usage=usage, finish=message.stop_reason, stop=stop)
+        thinking = [block.thinking if block.type == "thinking" else "[redacted]"
+                    for block in message.content
+                    if block.type in ("thinking", "redacted_thinking")]
+        return Turn(text=text, calls=calls, usage=usage, finish=message.stop_reason, stop=stop,
+                    thinking=thinking)
+
+    async def _streamed(self, request: dict[str, Any]) -> Message:
+        """One streamed request, assembled by the SDK into the final Message."""
+        import anthropic
+
+        def report(exc: BaseException) -> BaseException:
+            # what the SDK raises when the same failure hits a non-streaming request
+            try:
+                sent = exc.request  # type: ignore[attr-defined]
+            except (AttributeError, RuntimeError):  # httpx raises when it has none
+                sent = None
+            if isinstance(exc, http_errors("TimeoutException")):
+                return anthropic.APITimeoutError(request=sent)
+            return anthropic.APIConnectionError(message=f"the stream broke off: {exc!r}",
+                                                request=sent)
+
+        # entering the stream sends the request (the SDK retries that part)
+        async with self.client.messages.stream(**request) as stream, reading(http_errors(), report):
+            message = await stream.get_final_message()
+            if message.stop_reason is None:
+                raise StreamEnded(f"the Claude stream ended before its message_delta event "
+                                  f"({len(message.content)} block(s) read): {CUT_HINT}")
+        return message
 
     def _arguments(self, name: str, raw: Any) -> dict[str, Any] | None:
         if not isinstance(raw, dict):

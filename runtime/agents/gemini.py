@@ -11,16 +11,25 @@ Wire mapping:
 The model's Content goes back into the history as the API sent it, so thought signatures
 (required by thinking models across function calls) are kept. The SDK's automatic function
 calling is off: this loop runs the tools. One SDK client per rollout, closed with it.
+Thought parts (`thought=True`, sent when thoughts are included) go in the trace.
+
+Streaming (`stream=True`): `client.aio.models.generate_content_stream`, its chunks merged
+by `hud.agents.streaming.assemble_gemini` into the response a plain request returns. The
+SDK retries the request until its first chunk; a stream cut after that is retried whole.
 
 `google.genai` is imported when a conversation starts, never at `hud.agents` import time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn
+from hud.agents.streaming import assemble_gemini, http_errors, reading, retrying
 from hud.agents.tools import Tool, ToolResult
+
+if TYPE_CHECKING:
+    from google.genai.types import GenerateContentResponse
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 #: finish reasons that mean the model would not answer
@@ -93,8 +102,11 @@ class GeminiConversation(Conversation):
         self.made_up: set[str] = set()
 
     async def ask(self) -> Turn:
-        response = await self.client.models.generate_content(
-            model=self.agent.model, contents=self.contents, config=self.config)
+        if self.agent.stream:
+            response = await retrying(self._streamed, self.agent.max_retries)
+        else:
+            response = await self.client.models.generate_content(
+                model=self.agent.model, contents=self.contents, config=self.config)
         usage: dict[str, int] = {}
         meta = response.usage_metadata
         if meta is not None:
@@ -113,6 +125,7 @@ class GeminiConversation(Conversation):
         self.contents.append(content)
         texts: list[str] = []
         calls: list[ToolCall] = []
+        thinking = [part.text for part in content.parts or [] if part.thought and part.text]
         for i, part in enumerate(content.parts or []):
             if part.function_call is not None:
                 call = part.function_call
@@ -139,7 +152,23 @@ class GeminiConversation(Conversation):
             stop = "refused"
         elif finish_name == "MAX_TOKENS":
             stop = "max_tokens"
-        return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish_name, stop=stop)
+        return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish_name, stop=stop,
+                    thinking=thinking)
+
+    async def _streamed(self) -> GenerateContentResponse:
+        """One streamed request, its chunks merged into one response."""
+        stream = await self.client.models.generate_content_stream(
+            model=self.agent.model, contents=self.contents, config=self.config)
+        try:
+            first = await anext(stream, None)  # the request goes out here; the SDK retries it
+            async with reading(http_errors()):
+                chunks = [first] if first is not None else []
+                chunks += [chunk async for chunk in stream]
+                return assemble_gemini(chunks)
+        finally:  # a stream left early (a timeout, a cancelled rollout) lets its connection go
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
 
     def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
         types = self.types

@@ -11,17 +11,30 @@ The conversation is kept on our side: each request sends the whole input list, w
 output items of earlier responses echoed back as the API sent them (reasoning items
 included, so reasoning models keep their chain across tool calls). Nothing depends on
 `previous_response_id`, so a fake server needs no state and `store=False` works.
-One SDK client per rollout, closed with it.
+One SDK client per rollout, closed with it. Reasoning items' summaries (and reasoning
+text, which some servers send in `content`) go in the trace.
+
+Streaming (`stream=True`): `responses.create(stream=True)`, and the Response carried by
+the terminal event (`response.completed`, or `response.incomplete` when cut at the token
+limit, which the SDK's `responses.stream()` helper cannot finish on), with each output
+item as its `response.output_item.done` event gave it (the documented source of complete
+reasoning items). A `response.failed` or `error` event raises the SDK's `APIError`; a
+stream cut after it started is retried (see `hud.agents.streaming`).
 
 `openai` is imported when a conversation starts, never at `hud.agents` import time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
+from hud.agents.streaming import CUT_HINT, StreamEnded, reading, retrying
 from hud.agents.tools import Tool, ToolResult
+
+if TYPE_CHECKING:
+    from openai import AsyncStream
+    from openai.types.responses import Response, ResponseStreamEvent
 
 KEY_VARIABLE = "OPENAI_API_KEY"
 
@@ -95,10 +108,14 @@ class ResponsesConversation(Conversation):
         if not agent.store:
             options["store"] = False
             options["include"] = ["reasoning.encrypted_content"]
-        response = await self.client.responses.create(
-            model=agent.model, input=self.input, **options)
+        request = {"model": agent.model, "input": self.input, **options}
+        if agent.stream:
+            response = await retrying(lambda: self._streamed(request), agent.max_retries)
+        else:
+            response = await self.client.responses.create(**request)
         texts: list[str] = []
         calls: list[ToolCall] = []
+        thinking: list[str] = []
         refused = False
         for item in response.output:
             self.input.append(item.model_dump(mode="json", exclude_unset=True, by_alias=True))
@@ -115,10 +132,13 @@ class ResponsesConversation(Conversation):
             elif item.type == "computer_call":
                 from hud.agents.openai_computer import to_hud
 
-                action = item.action.model_dump(mode="json")
+                action = item.action.model_dump(mode="json") if item.action is not None else {}
                 self.computer_calls[item.call_id] = [
                     c.model_dump(mode="json") for c in (item.pending_safety_checks or [])]
                 calls.append(ToolCall(item.call_id, "computer", to_hud(action), repr(action)))
+            elif item.type == "reasoning":
+                thinking += [part.text for part in item.summary if part.text]
+                thinking += [part.text for part in item.content or [] if part.text]
         usage: dict[str, int] = {}
         if response.usage is not None:
             usage = {"input_tokens": response.usage.input_tokens,
@@ -134,7 +154,34 @@ class ResponsesConversation(Conversation):
             reason = getattr(response.incomplete_details, "reason", None)
             finish = f"incomplete: {reason}"
             stop = "refused" if reason == "content_filter" else "max_tokens"
-        return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish, stop=stop)
+        return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish, stop=stop,
+                    thinking=thinking)
+
+    async def _streamed(self, request: dict[str, Any]) -> Response:
+        """One streamed request: the Response of its terminal event."""
+        import openai
+
+        stream: AsyncStream[ResponseStreamEvent] = await self.client.responses.create(
+            **request, stream=True)  # the SDK retries this
+        async with stream, reading((openai.APIConnectionError,)):
+            done: dict[int, Any] = {}
+            async for event in stream:
+                if event.type == "response.output_item.done":
+                    done[event.output_index] = event.item
+                elif event.type == "error":
+                    raise openai.APIError(f"the response stream failed: {event.message}",
+                                          stream.response.request, body=event.to_dict())
+                elif event.type == "response.failed":
+                    error = event.response.error
+                    raise openai.APIError(f"the response failed: {error.message if error else '?'}",
+                                          stream.response.request, body=event.response.to_dict())
+                elif event.type == "response.completed" or event.type == "response.incomplete":
+                    response = event.response
+                    given = response.output or [done[i] for i in sorted(done)]
+                    response.output = [done.get(i, item) for i, item in enumerate(given)]
+                    return response
+            raise StreamEnded(f"the Responses stream ended before its response.completed "
+                              f"event ({len(done)} output item(s) read): {CUT_HINT}")
 
     def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
         images: list[dict[str, Any]] = []

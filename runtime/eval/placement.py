@@ -53,6 +53,9 @@ log = logging.getLogger("hud.eval")
 READY_TIMEOUT = 120.0
 JOB_LABEL = "org.hud.job"
 ROLLOUT_LABEL = "org.hud.rollout"
+#: an image that must run with one network (`none`: a Harbor task with allow_internet =
+#: false, hud.harbor.importer); the docker placement refuses any other
+NETWORK_LABEL = "org.hud.network"
 #: processes (and threads) per rollout container unless told otherwise
 DEFAULT_PIDS_LIMIT = 1024
 
@@ -183,6 +186,7 @@ class DockerPlacement(Placement):
         self.ready_timeout = ready_timeout
         self._docker = docker
         self._removing: list[subprocess.Popen[bytes]] = []
+        self._network_checked = False
 
     @property
     def docker(self) -> str:
@@ -272,8 +276,23 @@ class DockerPlacement(Placement):
     def _oom_caps(self) -> tuple[str, ...]:
         return () if self.docker in _NO_SYS_RESOURCE else ("SYS_RESOURCE",)
 
+    async def _check_network(self) -> None:
+        """Refuse a network the image's NETWORK_LABEL forbids (asked once per placement,
+        and only for a network other than `none`, which every image may have)."""
+        if self.network == "none" or self._network_checked:
+            return
+        info = await asyncio.to_thread(hd.inspect_image, self.image)
+        labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+        required = labels.get(NETWORK_LABEL)
+        if required and required != self.network:
+            raise ConfigError(f"image {self.image} must run with network {required!r} (label "
+                              f"{NETWORK_LABEL}, e.g. a Harbor task with allow_internet = "
+                              f"false), not {self.network!r}; run it with network {required!r}")
+        self._network_checked = True
+
     async def open(self, job_id: str, rollout_id: str) -> Lease:
         docker = self.docker
+        await self._check_network()
         argv = self._run_args(job_id, rollout_id)
         done = await hd.adocker(*argv, timeout=120, binary=docker)
         if not done.ok and "apply caps" in done.stderr and "--cap-add=SYS_RESOURCE" in argv:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import traceback
+import types
 from typing import Any
 
 from hud.agents.context import Agent, RunContext
@@ -27,8 +29,16 @@ from hud.task import Task
 from hud.wire import TASK_ERROR
 
 
-def _agent_name(agent: Agent) -> str:
-    return str(getattr(agent, "name", None) or type(agent).__name__)
+def agent_name(agent: Agent) -> str:
+    """What a job and a trace record as the agent: its `name`, else a function's own name
+    (`my_agent`, not "function"), else its class's."""
+    name = getattr(agent, "name", None)
+    if name:
+        return str(name)
+    if isinstance(agent, (types.FunctionType, types.MethodType, functools.partial)):
+        target = agent.func if isinstance(agent, functools.partial) else agent
+        return str(getattr(target, "__qualname__", None) or type(agent).__name__)
+    return type(agent).__name__
 
 
 async def run_rollout(
@@ -52,7 +62,7 @@ async def run_rollout(
         t = now
 
     try:
-        trace.event("rollout", task=task.model_dump(mode="json"), agent=_agent_name(agent),
+        trace.event("rollout", task=task.model_dump(mode="json"), agent=agent_name(agent),
                     group_id=group_id, index=index, attempt=attempt)
         lease = await placement.open(job_id, trace_id)
         run.placement = lease.info
@@ -74,6 +84,7 @@ async def run_rollout(
         trace.event("start", prompt=run.prompt, frame={k: v for k, v in frame.items() if k != "prompt"})
         phase = "agent"
         ctx = RunContext(task, run.prompt, frame, manifest, lease, trace, max_steps)
+        timeout = agent_timeout(frame, timeout)
         try:
             answer = await asyncio.wait_for(agent(ctx), timeout)
         except TimeoutError:
@@ -140,6 +151,16 @@ async def run_rollout(
 
 # how much longer than the daemon's own limit the host waits for setup or grading
 LIMIT_MARGIN = 120.0
+
+
+def agent_timeout(frame: dict[str, Any], timeout: float | None) -> float | None:
+    """The agent's time: the shorter of `timeout` and the task's own `agent_timeout`
+    (seconds, in its start frame, e.g. a Harbor task's [agent] timeout_sec); a value
+    that is not a positive number is ignored."""
+    own = frame.get("agent_timeout")
+    if isinstance(own, bool) or not isinstance(own, (int, float)) or not 0 < own < 1e9:
+        return timeout
+    return float(own) if timeout is None else min(timeout, float(own))
 
 
 def _limits(manifest: dict[str, Any], template_id: str) -> dict[str, float]:

@@ -2,7 +2,11 @@
 
     Taskset(count_letter(word=w) for w in words)          an iterable of tasks
     Taskset.from_source("tasks.py") / ("env-dir/")         an environment's listed tasks
-    Taskset.from_file("tasks.jsonl")                       JSON or JSON Lines of tasks
+    Taskset.from_source("my-env") / ("docker:my-env")      an image's tasks (its label)
+    Taskset.from_file("tasks.jsonl")                       a task file (hud.eval.taskfile)
+
+Where tasks come from, and why the host imports an environment only to run it in
+process, is hud.eval.sources. `filter` selects by slug, template id, or glob.
 
 `run(agent, group=N)` rolls out every task N times, concurrently (bounded by
 `max_concurrent`), on a placement, and returns a `Job`. The docker placement gives each
@@ -20,13 +24,12 @@ bounds the rollouts; the pool's N are on top of it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
 from hud.agents.context import Agent
 from hud.environment import Environment
@@ -36,10 +39,11 @@ from hud.eval.pool import WarmPool, check_warm
 from hud.eval.prune import sweep_job
 from hud.eval.results import Job, Run
 from hud.eval.rollout import run_rollout
+from hud.eval.sources import LOCK_FILE, image_drift, lock_listing, resolve
+from hud.eval.taskfile import ImageRef, TaskRow, read_rows, write_rows
 from hud.eval.traces import write_job
 from hud.task import Task
 
-LOCK_FILE = "hud.lock.json"
 #: seconds between rewrites of a running job's job.json
 JOB_SAVE_EVERY = 2.0
 #: seconds an interrupted job's rollouts get to tear down before they are cancelled again
@@ -81,10 +85,16 @@ def _new_job_id() -> str:
 
 
 class Taskset:
-    """An ordered, de-duplicated set of tasks (by slug), maybe tied to an environment."""
+    """An ordered, de-duplicated set of tasks (by slug), maybe tied to an environment.
+
+    `image` is the image the tasks were listed from (run by the docker placement by
+    default); `target` the running container or daemon they were listed from (attached
+    to by default).
+    """
 
     def __init__(self, tasks: Iterable[Task] = (), *, env: Environment | None = None,
-                 source: Path | None = None) -> None:
+                 source: Path | None = None, image: ImageRef | None = None,
+                 target: str | None = None) -> None:
         self.tasks: list[Task] = []
         seen: set[tuple[str, str]] = set()
         for task in tasks:
@@ -95,6 +105,10 @@ class Taskset:
                 self.tasks.append(task)
         self.env = env
         self.source = source
+        self.target = target
+        # the image each task was listed from (a task file may mix images)
+        self._images: dict[tuple[str, str], ImageRef] = {
+            (t.env, t.slug): image for t in self.tasks} if image is not None else {}
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -105,94 +119,145 @@ class Taskset:
     def __repr__(self) -> str:
         return f"<Taskset {len(self.tasks)} tasks>"
 
+    @property
+    def images(self) -> list[ImageRef]:
+        """The images the tasks were listed from, in order (none for minted tasks)."""
+        return list(dict.fromkeys(self._images[(t.env, t.slug)] for t in self.tasks
+                                  if (t.env, t.slug) in self._images))
+
+    def _keep(self, tasks: list[Task]) -> Taskset:
+        kept = Taskset(tasks, env=self.env, source=self.source, target=self.target)
+        kept._images = {k: v for k, v in self._images.items()
+                        if k in {(t.env, t.slug) for t in tasks}}
+        return kept
+
     @classmethod
-    def from_source(cls, source: str | Path) -> Taskset:
-        """The listed tasks of the environment in a `.py` file or directory, or a task file.
+    def from_source(cls, source: str | Path, runtime: str | None = None) -> Taskset:
+        """The tasks of `source`: a task file (.json/.jsonl), an env directory or `.py`
+        file, an image (IMAGE or docker:IMAGE), a running container, or tcp://HOST:PORT.
+
+        A built env directory (hud.lock.json), an image, a container and a daemon give
+        the tasks they list; the environment module is imported on this host only for a
+        `.py` task list, an env directory that was not built, or `runtime="local"`
+        (see hud.eval.sources).
 
         Raises:
             ConfigError: the source does not exist or cannot be loaded.
+            ProtocolError: an image's or container's manifest is invalid.
+            InfraError: a container or daemon did not answer.
         """
         path = Path(source)
         if path.suffix in (".json", ".jsonl"):
             return cls.from_file(path)
-        if not path.exists():
-            raise ConfigError(f"task source {source} does not exist; pass tasks.py, an env "
-                              f"directory, or a .json/.jsonl task file")
-        from hud.serve.loader import load_environment
+        listing = resolve(str(source), runtime)
+        if listing.load is not None:
+            from hud.serve.loader import load_environment
 
-        env = load_environment(str(path))
-        return cls(env.listed_tasks(), env=env, source=path)
+            env = load_environment(str(listing.load))
+            return cls(env.listed_tasks(), env=env, source=listing.load)
+        image = listing.images[0] if listing.images else None
+        return cls(listing.tasks, source=listing.source, image=image, target=listing.target)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Taskset:
-        """Tasks from JSON (a list) or JSON Lines (one task per line).
+        """Tasks from a task file: JSON Lines (one task per line, hud.eval.taskfile), a
+        JSON list of tasks, or what `hud task list --json` prints.
 
         Raises:
-            ConfigError: unreadable file or an invalid task row (line number given).
+            ConfigError: unreadable file or an invalid task row (its line and the fix).
         """
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read task file {path}: {exc}") from exc
-        rows: list[Any]
-        if path.suffix == ".json":
-            rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        tasks = []
-        for number, row in enumerate(rows, 1):
-            try:
-                tasks.append(Task.model_validate(row))
-            except Exception as exc:
-                raise ConfigError(f"{path}: task {number} is invalid: {exc}") from exc
-        return cls(tasks, source=path)
+        rows = read_rows(path)
+        taskset = cls([row.task() for row in rows], source=path)
+        for row in rows:
+            key = (row.env, row.task().slug)
+            if row.image is not None and key not in taskset._images:
+                taskset._images[key] = ImageRef(row.image, row.image_id, str(path))
+        return taskset
 
     def to_file(self, path: str | Path) -> Path:
-        """Write the tasks as JSON Lines (or a JSON list for a .json path)."""
-        path = Path(path)
-        rows = [t.model_dump(mode="json") for t in self.tasks]
-        if path.suffix == ".json":
-            path.write_text(json.dumps(rows, indent=2))
-        else:
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        return path
+        """Write the tasks as JSON Lines (or a JSON list for a .json path), each with
+        the image it was listed from."""
+        return write_rows(path, self.rows())
 
-    def filter(self, slugs: Iterable[str]) -> Taskset:
-        """Only the tasks whose slug (or template id) is in `slugs`.
+    def rows(self) -> list[TaskRow]:
+        """The tasks as task-file rows (hud.eval.taskfile)."""
+        return [TaskRow.of(t, self._images.get((t.env, t.slug))) for t in self.tasks]
+
+    def filter(self, patterns: Iterable[str]) -> Taskset:
+        """The tasks each pattern selects, in this taskset's order. A pattern selects
+        the task whose slug it is; else, when no slug is, every task of the template
+        whose id it is; else every task whose slug matches it as a glob (`fnmatch`:
+        `*`, `?`, `[abc]`).
 
         Raises:
-            ConfigError: a requested slug matches no task (the known ones are listed).
+            ConfigError: a pattern selects no task (the tasks and templates are listed).
         """
-        wanted = list(slugs)
-        unknown = [s for s in wanted if not any(s in (t.slug, t.id) for t in self.tasks)]
-        if unknown:
-            raise ConfigError(f"no task {', '.join(map(repr, unknown))} in this taskset; tasks: "
-                              f"{', '.join(t.slug for t in self.tasks)}")
-        keep = [t for t in self.tasks if t.slug in wanted or t.id in wanted]
-        return Taskset(keep, env=self.env, source=self.source)
+        keep: set[int] = set()
+        for pattern in patterns:
+            hits = ([i for i, t in enumerate(self.tasks) if t.slug == pattern]
+                    or [i for i, t in enumerate(self.tasks) if t.id == pattern]
+                    or [i for i, t in enumerate(self.tasks) if fnmatchcase(t.slug, pattern)])
+            if not hits:
+                raise ConfigError(f"no task {pattern!r} in this taskset (no slug, template id "
+                                  f"or glob over slugs matches it); {self._known()}")
+            keep.update(hits)
+        return self._keep([t for i, t in enumerate(self.tasks) if i in keep])
+
+    def _known(self, limit: int = 20) -> str:
+        slugs = [t.slug for t in self.tasks]
+        shown = ", ".join(slugs[:limit]) + (f", … ({len(slugs)} in all)" if len(slugs) > limit else "")
+        templates = ", ".join(dict.fromkeys(t.id for t in self.tasks))
+        return f"tasks: {shown or '(none)'}; templates: {templates or '(none)'}"
 
     def default_placement(self) -> Placement:
-        """docker when the source directory was built (hud.lock.json), else local."""
-        image = self._built_image()
+        """Where the tasks run unless told: attached to the container or daemon they were
+        listed from; else docker, on the image they were listed from (or the image of the
+        source directory's hud.lock.json); else local.
+
+        Raises:
+            ConfigError: none fits (tasks of several images, or an env not loaded here).
+        """
+        if self.target is not None:
+            return AttachPlacement(self.target)
+        image = self._built_image() or self._image()
         if image is not None:
             return DockerPlacement(image)
         return LocalPlacement(self._environment())
 
+    def _image(self) -> str | None:
+        """The one image the tasks were listed from (None: none recorded).
+
+        Raises:
+            ConfigError: they come from several images.
+        """
+        refs = list(dict.fromkeys(image.ref for image in self.images))
+        if len(refs) > 1:
+            raise ConfigError(f"the tasks were listed from {len(refs)} images ({', '.join(refs)}); "
+                              f"run them on one with --runtime docker:IMAGE, or select one "
+                              f"image's tasks with --task")
+        return refs[0] if refs else None
+
     def _built_image(self) -> str | None:
         """The image `hud build` recorded in the source directory's hud.lock.json."""
-        if self.source is None:
+        if self.source is None or self.source.suffix in (".json", ".jsonl"):
             return None
         base = self.source if self.source.is_dir() else self.source.parent
         lock = base / LOCK_FILE
         if not lock.is_file():
             return None
-        data = json.loads(lock.read_text())
-        image: str = data.get("tag") or data["image"]
+        image = lock_listing(lock, self.source).images[0].ref
         return image
 
     def _environment(self) -> Environment:
+        """The environment for the local placement: loaded, or imported from the source
+        directory or file now (the only placement that imports it)."""
         if self.env is not None:
+            return self.env
+        if self.source is not None and self.source.suffix not in (".json", ".jsonl"):
+            from hud.serve.loader import load_environment
+
+            self.env = load_environment(str(self.source))
             return self.env
         envs = {t.env for t in self.tasks}
         from hud.environment import registered
@@ -200,9 +265,12 @@ class Taskset:
         found = [registered(name) for name in envs]
         if len(envs) == 1 and found[0] is not None:
             return found[0]
+        origin = (f"they were listed from {self.images[0].origin}, and " if self.images
+                  else "")
         raise ConfigError(
-            f"cannot run tasks of {sorted(envs)} locally: their environment is not loaded in "
-            f"this process; pass runtime='docker:IMAGE', a container name, or tcp://HOST:PORT"
+            f"cannot run tasks of {sorted(envs)} locally: {origin}their environment is not "
+            f"loaded in this process; pass runtime='docker:IMAGE', a container name, or "
+            f"tcp://HOST:PORT"
         )
 
     def placement(self, runtime: str | Placement | None) -> Placement:
@@ -218,7 +286,7 @@ class Taskset:
         if runtime == "local":
             return LocalPlacement(self._environment())
         if runtime == "docker":
-            image = self._built_image()
+            image = self._built_image() or self._image()
             if image is not None:
                 return DockerPlacement(image)
             names = {t.env for t in self.tasks}
@@ -228,6 +296,16 @@ class Taskset:
         if runtime.startswith("docker:"):
             return DockerPlacement(runtime.split(":", 1)[1])
         return AttachPlacement(runtime)
+
+    def image_warning(self, placement: Placement) -> str | None:
+        """One line when `placement` runs another image than the one the tasks were
+        listed from (its ID changed since, or another image was named), naming both IDs
+        and the fix; None when it is the same, or nothing was recorded.
+
+        Raises:
+            ConfigError: the docker placement's image is not on this host.
+        """
+        return image_drift(self.images, placement)
 
     async def run(self, agent: Agent, group: int = 1, max_concurrent: int | None = None,
                   runtime: str | Placement | None = None, retries: int = 0,

@@ -1,7 +1,8 @@
 """Provider harnesses against fake provider APIs, driven through real local rollouts.
 
 Each test runs for every wire format (Anthropic Messages, OpenAI Responses, Chat
-Completions, Gemini), with the official SDK talking HTTP to a scripted local server.
+Completions, Gemini), plain and streamed, with the official SDK talking HTTP to a
+scripted local server.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def api() -> Iterator[FakeAPI]:
     yield from serve()
 
 
-@pytest.fixture(params=WIRES, ids=lambda w: w.name)
+@pytest.fixture(params=[w for wire in WIRES for w in (wire, wire.streamed())],
+                ids=lambda w: w.name)
 def wire(request: pytest.FixtureRequest) -> Wire:
+    """Each provider's wire, its agents sending plain requests, then streaming ones."""
     return request.param
 
 
@@ -71,6 +74,15 @@ async def test_tool_result_goes_back_in_the_providers_format(api: FakeAPI, wire:
     await rollout(wire.agent(api, tools=[add.tool]))
     assert len(api.requests) == 2
     assert wire.tool_results(api.requests[1]) == [{"id": "call_1", "text": "5", "is_error": False}]
+
+
+async def test_requests_stream_when_the_agent_does(api: FakeAPI, wire: Wire) -> None:
+    """An agent made with stream=True sends streaming requests (and only then): the body's
+    `stream: true`, or Gemini's :streamGenerateContent path."""
+    api.script = [(200, wire.tool_call("call_1", "add", {"a": 2, "b": 3})), (200, wire.answer("5"))]
+    run = await rollout(wire.agent(api, tools=[AddTool().tool]))
+    assert run.reward == 1.0, run.error
+    assert api.streamed == [wire.stream, wire.stream]
 
 
 async def test_tools_are_declared_to_the_model(api: FakeAPI, wire: Wire) -> None:

@@ -7,6 +7,7 @@ talk to it with asyncssh, through the rollout's tunnel when driven by a provider
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import asyncssh
 import pytest
 
 from hud import Environment
-from hud.agents.tools.shell import RemoteShell, ssh_tools
+from hud.agents.tools.shell import BASH_SCHEMA, RemoteShell, ssh_tools
 from hud.capabilities.ssh import Workspace
 from hud.eval import Taskset
 from tests.agents.providers import WIRES, FakeAPI, Wire, serve
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.timeout(60)
 BUGGY = "def add(a, b):\n    return a - b\n"
 
 
-@pytest.fixture
-async def shell(tmp_path: Path) -> AsyncIterator[RemoteShell]:
+@contextlib.asynccontextmanager
+async def workspace_shell(tmp_path: Path) -> AsyncIterator[RemoteShell]:
     """A RemoteShell on an asyncssh connection to a started workspace in tmp_path/ws."""
     root = tmp_path / "ws"
     root.mkdir()
@@ -38,30 +39,40 @@ async def shell(tmp_path: Path) -> AsyncIterator[RemoteShell]:
         client_keys=[asyncssh.import_private_key(params["client_key"])],
         known_hosts=([asyncssh.import_public_key(params["host_pubkey"])], [], []),
         agent_path=None, config=None)
-    yield RemoteShell(conn, params["cwd"])
-    conn.close()
-    await asyncio.wait_for(conn.wait_closed(), 10)
-    await ws.stop()
+    try:
+        yield RemoteShell(conn, params["cwd"])
+    finally:
+        conn.close()
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        await ws.stop()
+
+
+@pytest.fixture
+async def shell(tmp_path: Path) -> AsyncIterator[RemoteShell]:
+    """A RemoteShell on a started workspace (see `workspace_shell`)."""
+    async with workspace_shell(tmp_path) as remote:
+        yield remote
 
 
 async def test_bash_runs_in_the_workspace(shell: RemoteShell) -> None:
-    """bash runs in the binding's cwd and reports the exit code and stdout."""
+    """bash runs in the binding's cwd and reports the exit code and the output."""
     result = await shell.bash({"command": "pwd"})
-    assert result.text == f"exit code: 0\n[stdout]\n{shell.cwd}\n"
+    assert result.text == f"exit code: 0\n{shell.cwd}\n"
     assert not result.is_error
 
 
 async def test_bash_reports_failures_with_stderr(shell: RemoteShell) -> None:
-    """A failing command shows its exit code and stderr."""
-    result = await shell.bash({"command": "echo oops >&2; exit 3"})
-    assert result.text == "exit code: 3\n[stderr]\noops\n"
+    """A failing command shows its exit code and stderr (one stream with stdout, as on a tty)."""
+    result = await shell.bash({"command": "echo out; echo oops >&2; (exit 3)"})
+    assert result.text == "exit code: 3\nout\noops\n"
 
 
-async def test_bash_timeout_kills_and_says_so(shell: RemoteShell) -> None:
-    """A command past its timeout is killed; the partial output comes back as an error."""
+async def test_bash_timeout_interrupts_and_says_so(shell: RemoteShell) -> None:
+    """A command past its timeout gets Ctrl-C; the partial output comes back as an error."""
     result = await shell.bash({"command": "echo started; sleep 30", "timeout": 1})
     assert result.is_error
-    assert result.text.startswith("timed out after 1s (killed)\n[stdout]\nstarted")
+    assert result.text.startswith("timed out after 1s\n[interrupted with Ctrl-C (exit code "
+                                  "130); the shell kept its state]\nstarted\n")
 
 
 async def test_bash_without_a_command_is_an_error(shell: RemoteShell) -> None:
@@ -139,6 +150,13 @@ def test_ssh_tools_are_bash_and_edit() -> None:
     assert [t.name for t in ssh_tools(object(), "/w")] == ["bash", "edit"]
 
 
+def test_bash_is_declared_as_a_persistent_shell() -> None:
+    """The bash tool tells the model that the shell persists and offers `restart`."""
+    bash = ssh_tools(object(), "/w")[0]
+    assert "cd, variables and functions persist across calls" in bash.description
+    assert BASH_SCHEMA["properties"]["restart"]["type"] == "boolean"
+
+
 # -- through rollouts: a provider harness fixes a bug over the tunnel ---------------------------
 
 @pytest.fixture
@@ -187,7 +205,51 @@ async def test_harness_fixes_a_bug_over_ssh_and_grades_one(api: FakeAPI, wire: W
     view, = wire.tool_results(api.requests[1])
     assert "     2\t    return a - b" in view["text"]
     bash, = wire.tool_results(api.requests[3])
-    assert bash["text"] == "exit code: 0\n[stdout]\n5\n"
+    assert bash["text"] == "exit code: 0\n5\n"
+
+
+@pytest.mark.parametrize("wire", WIRES, ids=lambda w: w.name)
+async def test_bash_calls_in_consecutive_turns_share_one_shell(api: FakeAPI, wire: Wire,
+                                                               fix_env: Environment) -> None:
+    """A cd and an export in one turn are still there in the next (the issue's scenario)."""
+    api.script = [
+        (200, wire.tool_call("c1", "bash", {"command": "cd /tmp && export FOO=bar"})),
+        (200, wire.tool_call("c2", "bash", {"command": "pwd; echo $FOO"})),
+        (200, wire.answer("5")),
+    ]
+    job = await Taskset([fix_env.templates["fix_add"]()], env=fix_env).run(
+        wire.agent(api), runtime="local")
+    assert job.runs[0].status == "completed", job.runs[0].error
+    second, = wire.tool_results(api.requests[2])
+    assert second["text"] == "exit code: 0\n/tmp\nbar\n"
+
+
+async def test_the_shell_ends_with_the_rollout(api: FakeAPI, fix_env: Environment) -> None:
+    """The session's bash (and what it started) is gone once the rollout is over."""
+    chat = WIRES[2]
+    api.script = [(200, chat.tool_call("c1", "bash", {"command": "sleep 300 & echo pids $$ $!"})),
+                  (200, chat.answer("5"))]
+    job = await Taskset([fix_env.templates["fix_add"]()], env=fix_env).run(
+        chat.agent(api), runtime="local")
+    assert job.runs[0].status == "completed", job.runs[0].error
+    result, = chat.tool_results(api.requests[1])
+    pids = [int(p) for p in result["text"].split("pids ")[1].split()]
+    assert [await ended(pid) for pid in pids] == [True, True]
+
+
+async def ended(pid: int, within: float = 10.0) -> bool:
+    """Whether process `pid` is gone (or a zombie) within `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def test_no_bindings_means_no_tools(api: FakeAPI) -> None:

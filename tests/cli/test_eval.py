@@ -176,7 +176,7 @@ def test_a_corrupt_trace_line_is_named_and_skipped(tmp_path: Path) -> None:
 
 def test_jobs_names_and_skips_bad_job_files(tmp_path: Path) -> None:
     """A job.json that is not JSON, or not a job, is named on stderr; the others list."""
-    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--task", "count_letter")
+    done = hud(tmp_path, "eval", str(ENVS / "letters.py"), "nop", "--task", "count_letter*")
     assert done.returncode == 0, done.stderr
     for name, text in (("torn", '{"id": "torn", "ag'), ("alist", "[1, 2]"),
                        ("noid", '{"agent": "x", "placement": "y", "runs": []}')):
@@ -223,7 +223,7 @@ def test_eval_every_agent_error_exits_1(tmp_path: Path) -> None:
     env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs"), "ANTHROPIC_API_KEY": "x",
            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{free_port()}"}
     done = subprocess.run([sys.executable, "-m", "hud.cli.main", "eval", str(ENVS / "letters.py"),
-                           "claude-sonnet-4-5", "--task", "count_letter"], env=env,
+                           "claude-sonnet-4-5", "--task", "count_letter*"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     assert "error: no rollout could run (3 agent_error)" in done.stderr

@@ -43,7 +43,7 @@ def hud(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     from the developer's shell."""
     base = {k: v for k, v in os.environ.items() if k not in KEYS}
     return subprocess.run([sys.executable, "-m", "hud.cli.main", "eval", str(ENVS / "letters.py"),
-                           *args, "--task", "count_letter", "--json"],
+                           *args, "--task", "count_letter*", "--json"],
                           env={**base, "HUD_RUNS_DIR": str(tmp_path / "runs"), **env},
                           capture_output=True, text=True, timeout=110)
 

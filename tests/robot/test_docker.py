@@ -6,21 +6,15 @@ from __future__ import annotations
 import pytest
 
 from hud.eval import Taskset
-from tests.docker_fixtures import base_layer, docker_cli, unique_tag  # noqa: F401
+from tests.docker_fixtures import base_layer, template_image  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(scope="module")
-def robot_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
-    from hud.build.env_image import build_env
-    from hud.build.scaffold import scaffold
-
-    folder, _ = scaffold(tmp_path_factory.mktemp("robot") / "reach", "robot")
-    tag = unique_tag("hud-test-robot")
-    build_env(folder, tag=tag)
-    yield folder, tag
-    docker_cli("rmi", "-f", tag, timeout=120)
+@pytest.fixture
+def robot_image(template_image):
+    """The robot template, built once per session (tests/eval/test_image_source.py too)."""
+    return template_image("robot")
 
 
 async def test_controller_reaches_and_random_does_not_in_docker(robot_image) -> None:

@@ -1,6 +1,7 @@
 """The shell tools a model gets for an ssh binding: `bash` and `edit` (see `tools_for`).
 
-    ssh/2    bash   run a shell command in the workspace: exit code, stdout, stderr
+    ssh/2    bash   run a command in the rollout's persistent shell (cd and variables
+                    carry over; `restart` starts a new one): exit code and output
              edit   view a file or directory, create a file, replace a unique string,
                     insert after a line
 
@@ -11,9 +12,12 @@ harness can offer these two as Claude's own trained tools and route the calls he
 Only the bindings present get tools; an environment with none gives a model no tools
 (it answers from the prompt alone). Both ssh tools share one asyncssh connection per
 rollout, opened over `run.tunnel` (the host key pinned from the binding) and closed by
-the `AsyncExitStack` the harness passes in. File edits are done with plain commands
-(`cat`, `mkdir`) over that connection, so they behave exactly as the agent's shell: same
-user, same permissions, no SFTP needed.
+the `AsyncExitStack` the harness passes in. `bash` runs in one `ShellSession` (one bash
+on a pseudo-terminal, a channel of that connection, so it ends with it): stdout and
+stderr come back as one stream, as from a terminal. File edits are separate processes,
+plain commands (`cat`, `mkdir`) over the same connection, so they behave exactly as the
+agent's shell: same user, same permissions, no SFTP needed; their relative paths are
+relative to the workspace, whatever the shell's cwd.
 
 Several ssh bindings get tools suffixed with the binding name (`bash_shell`, ...).
 """
@@ -28,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from hud.agents.context import RunContext
 from hud.agents.tools import Tool, ToolResult, truncate
+from hud.agents.tools.session import INTERRUPT_GRACE, START_TIMEOUT, ShellSession
+from hud.errors import InfraError
 
 if TYPE_CHECKING:  # asyncssh loads when a connection is made
     from asyncssh import SSHClientConnection
@@ -47,12 +53,16 @@ MAX_LISTING = 200
 BASH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "command": {"type": "string", "description": "The shell command to run."},
+        "command": {"type": "string",
+                    "description": "The command to run (required unless restarting)."},
         "timeout": {"type": "number",
-                    "description": f"Seconds before the command is killed (default "
-                                   f"{COMMAND_TIMEOUT:g}, at most {MAX_COMMAND_TIMEOUT:g})."},
+                    "description": f"Seconds before the command is interrupted with Ctrl-C "
+                                   f"(default {COMMAND_TIMEOUT:g}, at most "
+                                   f"{MAX_COMMAND_TIMEOUT:g})."},
+        "restart": {"type": "boolean",
+                    "description": "Start a new shell in the workspace first (cd, variables "
+                                   "and background jobs of the old one are gone)."},
     },
-    "required": ["command"],
 }
 
 EDIT_SCHEMA: dict[str, Any] = {
@@ -97,9 +107,12 @@ def ssh_tools(conn: SSHClientConnection, cwd: str, suffix: str = "") -> list[Too
     """`bash` and `edit` over an asyncssh connection, working in `cwd`."""
     shell = RemoteShell(conn, cwd)
     return [
-        Tool(f"bash{suffix}", f"Run a shell command in the workspace ({cwd}); each call is a "
-             "fresh shell (cd and variables do not persist). Returns the exit code, stdout "
-             "and stderr.", BASH_SCHEMA, shell.bash, timeout=MAX_COMMAND_TIMEOUT + 15),
+        Tool(f"bash{suffix}", f"Run a command in a persistent bash session that starts in "
+             f"the workspace ({cwd}): cd, variables and functions persist across calls; "
+             "`restart` starts a fresh shell. stdin is /dev/null. Returns the exit code and "
+             "the output (stdout and stderr as one stream). A command past its timeout is "
+             "interrupted with Ctrl-C.", BASH_SCHEMA, shell.bash,
+             timeout=MAX_COMMAND_TIMEOUT + INTERRUPT_GRACE + 2 * START_TIMEOUT + 15),
         Tool(f"edit{suffix}", f"View, create or edit files in the workspace ({cwd}).",
              EDIT_SCHEMA, shell.edit, timeout=EDIT_TIMEOUT + 15),
     ]
@@ -114,15 +127,16 @@ def _text(output: str | bytes | None) -> str:
 
 
 class RemoteShell:
-    """Commands and file edits over one ssh connection."""
+    """Commands (in one persistent `ShellSession`) and file edits over one ssh connection."""
 
     def __init__(self, conn: SSHClientConnection, cwd: str) -> None:
         self.conn = conn
         self.cwd = cwd
+        self.session = ShellSession(conn, cwd)
 
     async def exec(self, command: str, timeout: float,
                    stdin: str | None = None) -> tuple[int | None, str, str, bool]:
-        """Run `command` in cwd: (exit code, stdout, stderr, timed out)."""
+        """Run `command` in cwd as its own process: (exit code, stdout, stderr, timed out)."""
         import asyncssh
 
         script = f"cd {shlex.quote(self.cwd)} || exit 1\n{command}"
@@ -142,24 +156,35 @@ class RemoteShell:
         return done.exit_status, _text(done.stdout), _text(done.stderr), False
 
     async def bash(self, args: dict[str, Any]) -> ToolResult:
-        command = args.get("command")
-        if args.get("restart") and not command:
-            return ToolResult("restarted (every command runs in a fresh shell anyway)")
-        if not isinstance(command, str) or not command.strip():
+        """The `bash` tool: run `command` in the session (`restart` first replaces it)."""
+        command, restart = args.get("command"), args.get("restart", False)
+        if not isinstance(restart, bool):
+            return ToolResult(f"'restart' must be true or false, got {restart!r}", is_error=True)
+        if not (restart and command is None) and (
+                not isinstance(command, str) or not command.strip()):
             return ToolResult("bash needs a non-empty 'command' string", is_error=True)
         timeout = args.get("timeout") or COMMAND_TIMEOUT
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             return ToolResult(f"'timeout' must be a positive number of seconds, got {timeout!r}",
                               is_error=True)
         timeout = min(float(timeout), MAX_COMMAND_TIMEOUT)
-        code, out, err, timed_out = await self.exec(command, timeout)
-        head = f"timed out after {timeout:g}s (killed)" if timed_out else f"exit code: {code}"
-        parts = [head]
-        if out:
-            parts.append(f"[stdout]\n{truncate(out)}")
-        if err:
-            parts.append(f"[stderr]\n{truncate(err)}")
-        return ToolResult("\n".join(parts), is_error=timed_out)
+        restarted = f"the shell was restarted: a new bash in {self.cwd}, cd and variables reset"
+        try:
+            if restart:
+                await self.session.restart()
+                if command is None:
+                    return ToolResult(restarted)
+            assert isinstance(command, str)
+            outcome = await self.session.run(command, timeout)
+        except InfraError as exc:
+            return ToolResult(str(exc), is_error=True)
+        head = f"timed out after {timeout:g}s" if outcome.timed_out else \
+            f"exit code: {'unknown' if outcome.exit_code is None else outcome.exit_code}"
+        notes = ([restarted] if restart else []) + outcome.notes
+        text = "\n".join([head, *(f"[{note}]" for note in notes)])
+        if outcome.output:
+            text += "\n" + outcome.output
+        return ToolResult(text, is_error=outcome.timed_out)
 
     async def edit(self, args: dict[str, Any]) -> ToolResult:
         command, path = args.get("command"), args.get("path")

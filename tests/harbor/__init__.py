@@ -1,0 +1,1 @@
+"""Tests of hud.harbor: Harbor tasks in and out."""

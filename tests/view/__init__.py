@@ -1,0 +1,1 @@
+"""Tests of `hud view`, the local web viewer."""
