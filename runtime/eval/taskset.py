@@ -38,7 +38,7 @@ from hud.eval.placement import AttachPlacement, DockerPlacement, LocalPlacement,
 from hud.eval.pool import WarmPool, check_warm
 from hud.eval.prune import sweep_job
 from hud.eval.results import Job, Run
-from hud.eval.rollout import run_rollout
+from hud.eval.rollout import agent_name, run_rollout
 from hud.eval.sources import LOCK_FILE, image_drift, lock_listing, resolve
 from hud.eval.taskfile import ImageRef, TaskRow, read_rows, write_rows
 from hud.eval.traces import write_job
@@ -332,7 +332,7 @@ class Taskset:
         inner = placement
         pool = WarmPool(placement, warm, job_id=job_id, demand=total) if warm else None
         placement = pool or placement
-        job = Job(id=job_id, agent=getattr(agent, "name", type(agent).__name__),
+        job = Job(id=job_id, agent=agent_name(agent),
                   placement=placement.describe(), group=group, started_at=time.time())
         limit = asyncio.Semaphore(max_concurrent or total)
         # on disk from the start (finished_at 0 until it ends), so a job killed with

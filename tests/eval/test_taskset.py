@@ -216,3 +216,14 @@ async def test_a_rollout_that_swallowed_a_cancel_is_cancelled_again(
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(job, 30)
     assert seen == ["swallowed", "cancelled again"]
+
+
+async def test_a_function_agent_is_recorded_by_its_name(runs_dir: Path) -> None:
+    """A plain async function as the agent: the job and its traces name it, not "function"."""
+    async def my_agent(run: object) -> None:
+        return None
+
+    job = await Taskset.from_source(LETTERS).filter(["count_letter-7723267a"]).run(my_agent)
+    assert job.agent == "test_a_function_agent_is_recorded_by_its_name.<locals>.my_agent"
+    events = read_trace(runs_dir / job.id / f"{job.runs[0].trace_id}.jsonl")
+    assert events[0]["agent"] == job.agent
