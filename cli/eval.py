@@ -19,6 +19,7 @@ import click
 
 from hud.cli.model_options import model_config, model_options
 from hud.cli.options import fail
+from hud.cli.plain import printable
 
 if TYPE_CHECKING:
     from hud.eval.results import Job
@@ -49,7 +50,8 @@ def _print_table(job: Job) -> None:
                    f"completed; {stats.counted - stats.completed} timed out or failed "
                    f"grading, counted as 0.0)")
     for run in job.errors:
-        click.echo(f"  {run.status}: {run.slug} #{run.index} ({run.trace_id}): {run.error}")
+        click.echo(printable(f"  {run.status}: {run.slug} #{run.index} ({run.trace_id}): "
+                             f"{run.error}"))
     click.echo(f"job id: {job.id}")
 
 
@@ -181,11 +183,11 @@ def _exit_code(job: Job) -> int:
         kinds = ", ".join(f"{sum(r.status == k for r in failed)} {k}"
                           for k in ("agent_error", "infra_error")
                           if any(r.status == k for r in failed))
-        fail(f"no rollout could run ({kinds}): {failed[0].error}")
+        fail(printable(f"no rollout could run ({kinds}): {failed[0].error}"))
     if failed:
-        click.echo(f"warning: {len(failed)} of {len(runs)} rollouts failed (not graded, left "
-                   f"out of the reward; exit {SOME_FAILED}); first: {failed[0].status}: "
-                   f"{failed[0].error}", err=True)
+        click.echo(printable(f"warning: {len(failed)} of {len(runs)} rollouts failed (not "
+                             f"graded, left out of the reward; exit {SOME_FAILED}); first: "
+                             f"{failed[0].status}: {failed[0].error}"), err=True)
         return SOME_FAILED
     return 0
 
@@ -223,10 +225,17 @@ def jobs(job_id: str | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(job, indent=2))
             return
-        for run in job["runs"]:
-            reward = "-" if run["reward"] is None else f"{run['reward']:.3f}"
-            click.echo(f"{run['trace_id']}\t{run['task']['slug']}\t#{run['index']}\t"
-                       f"{run['status']}\t{reward}")
+        for number, run in enumerate(job.get("runs", []), 1):
+            try:
+                reward = "-" if run["reward"] is None else f"{float(run['reward']):.3f}"
+                fields = [run["trace_id"], run["task"]["slug"], f"#{run['index']}",
+                          run["status"], reward]
+            except (TypeError, KeyError, ValueError):
+                click.echo(f"warning: skipped run {number} of job {printable(job['id'])}: not "
+                           f"a run record (no trace_id, task slug, index, status or reward)",
+                           err=True)
+                continue
+            click.echo("\t".join(printable(str(field)) for field in fields))
         return
     bad: list[str] = []
     listing = list_jobs(bad=bad)
@@ -240,8 +249,9 @@ def jobs(job_id: str | None, as_json: bool) -> None:
         mean = _stored_reward(j)
         # written at the start with finished_at 0, rewritten at the end
         state = "\t(running, or killed)" if j.get("finished_at", None) == 0 else ""
-        click.echo(f"{j['id']}\t{j['agent']}\t{len(j.get('runs', []))} runs\t"
-                   f"reward {'-' if mean is None else f'{mean:.3f}'}\t{j['placement']}{state}")
+        click.echo("\t".join(printable(str(field)) for field in (
+            j["id"], j["agent"], f"{len(j.get('runs', []))} runs",
+            f"reward {'-' if mean is None else f'{mean:.3f}'}", j["placement"])) + state)
 
 
 def _stored_reward(data: dict[str, Any]) -> float | None:

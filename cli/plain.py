@@ -68,6 +68,19 @@ def echo(message: object = None, err: bool = False) -> None:
     stream.flush()
 
 
+#: characters that act on a terminal or reorder/hide text: C0 controls, DEL, C1 controls,
+#: bidi embeddings/overrides/isolates, zero-width characters and the BOM
+_UNSAFE = "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+
+
+def printable(text: str) -> str:
+    """Untrusted text (a provider's error, a task slug from a job file) for one terminal
+    line: every control, bidi and zero-width character shown as `\\uXXXX`."""
+    import re
+
+    return re.sub(_UNSAFE, lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def fail(message: str, detail: str | None = None) -> NoReturn:
     """Print `error: MESSAGE` (and `detail`, e.g. a traceback) on stderr and exit 1."""
     echo(f"error: {message}", err=True)

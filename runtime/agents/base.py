@@ -28,7 +28,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -180,11 +182,15 @@ class ModelAgent(abc.ABC):
                  api_key_env: str | None = None, base_url: str | None = None,
                  max_retries: int = DEFAULT_MAX_RETRIES,
                  timeout: float = DEFAULT_REQUEST_TIMEOUT, stream: bool = False) -> None:
-        if not timeout > 0:
-            raise ConfigError(f"the request timeout must be a positive number of seconds, "
-                              f"got {timeout!r}")
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(f"the request timeout must be a positive, finite number of "
+                              f"seconds, got {timeout!r}")
         if max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, got {max_retries!r}")
+        if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+            # not echoed: a key pasted where its variable's name belongs
+            raise ConfigError("api_key_env takes the NAME of an environment variable "
+                              "(letters, digits, _), not the key itself")
         self.model = model
         self.name = model
         self.max_steps = max_steps
@@ -200,6 +206,12 @@ class ModelAgent(abc.ABC):
         if api_key_env is not None:
             self.key_variables = (api_key_env,)
         self.api_key = self.resolve_key(api_key)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be written to a trace or a job: the provider key (a rollout
+        redacts it from errors and events)."""
+        return (self.api_key,) if self.api_key else ()
 
     def resolve_key(self, given: str | None) -> str:
         """The key to send (see `api_key`); a harness may relax this (local servers).

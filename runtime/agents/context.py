@@ -86,6 +86,8 @@ class RunContext(BindingClients):
 
 class Agent(Protocol):
     """Anything an eval can run: called once per rollout, returns the answer to grade
-    (`None` when it has none). Plain `async def agent(run)` functions qualify."""
+    (`None` when it has none). Plain `async def agent(run)` functions qualify. An agent
+    may list `secrets` (strings, e.g. its API key) that the rollout redacts from every
+    trace event and error it stores."""
 
     async def __call__(self, run: RunContext) -> Any: ...

@@ -24,7 +24,7 @@ from hud.errors import HudError, InfraError, RemoteError
 from hud.eval.lease import HELLO, Lease, Placement
 from hud.eval.placement import new_id
 from hud.eval.results import Run
-from hud.eval.traces import TraceWriter, job_dir
+from hud.eval.traces import TraceWriter, job_dir, redact
 from hud.task import Task
 from hud.wire import TASK_ERROR
 
@@ -47,7 +47,8 @@ async def run_rollout(
 ) -> Run:
     """Run one rollout to a typed outcome; never raises for rollout failures."""
     trace_id = new_id()
-    trace = TraceWriter(job_dir(job_id) / f"{trace_id}.jsonl")
+    secrets = tuple(getattr(agent, "secrets", ()) or ())
+    trace = TraceWriter(job_dir(job_id) / f"{trace_id}.jsonl", secrets)
     timings: dict[str, float] = {}
     run = Run(trace_id=trace_id, job_id=job_id, task=task, group_id=group_id, index=index,
               attempt=attempt, status="infra_error")
@@ -143,6 +144,8 @@ async def run_rollout(
             except Exception as exc:  # noqa: BLE001 - recorded; the run's outcome stands
                 trace.event("error", phase="teardown", error=f"{type(exc).__name__}: {exc}")
         lap("teardown")
+        if run.error and trace.secrets:
+            run.error = redact(run.error, trace.secrets)
         run.timings = timings
         trace.event("end", status=run.status, reward=run.reward, timings=timings)
         run.trace = trace.events

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,20 +29,46 @@ def store_root() -> Path:
     return Path(os.environ.get("HUD_RUNS_DIR") or DEFAULT_ROOT)
 
 
-class TraceWriter:
-    """Appends one rollout's events to its JSON Lines file as they happen."""
+#: secrets shorter than this are not redacted (they would blank ordinary words)
+MIN_SECRET = 8
+REDACTED = "[redacted]"
 
-    def __init__(self, path: Path) -> None:
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret (and its JSON-escaped form) replaced by "[redacted]"."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+        if escaped != secret:
+            text = text.replace(escaped, REDACTED)
+    return text
+
+
+class TraceWriter:
+    """Appends one rollout's events to its JSON Lines file as they happen.
+
+    `secrets` (the agent's provider key) never reach the file or `events`: a provider
+    error that quotes the key it was sent (a proxy echoing the Authorization header) is
+    stored with "[redacted]" in its place.
+    """
+
+    def __init__(self, path: Path, secrets: tuple[str, ...] = ()) -> None:
         self.path = path
         self.t0 = time.monotonic()
         self.events: list[dict[str, Any]] = []
+        self.secrets = tuple(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
 
     def event(self, type: str, **data: Any) -> dict[str, Any]:
         record = {"t": round(time.monotonic() - self.t0, 4), "type": type, **data}
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        if self.secrets:
+            clean = redact(line, self.secrets)
+            if clean != line:
+                line, record = clean, json.loads(clean)
         self.events.append(record)
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.write(line + "\n")
         self._fh.flush()
         return record
 
@@ -63,6 +90,24 @@ def write_job(job: Job, root: Path | None = None) -> Path:
     return path
 
 
+NOT_A_SUMMARY = "not a job summary (no string id, agent and placement, or runs not a list)"
+#: what a job or trace id from a user may look like (no path, no glob)
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def _is_summary(job: Any) -> bool:
+    return (isinstance(job, dict)
+            and all(isinstance(job.get(k), str) for k in ("id", "agent", "placement"))
+            and isinstance(job.get("runs", []), list)
+            and isinstance(job.get("started_at", 0), (int, float)))
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not ID_PATTERN.fullmatch(value):
+        raise ConfigError(f"{value!r} is not a {kind} id (letters, digits, - and _); "
+                          f"`hud jobs` lists them")
+
+
 def list_jobs(root: Path | None = None, bad: list[str] | None = None) -> list[dict[str, Any]]:
     """Job summaries, newest first. A job.json that cannot be read, or is not a job
     summary (an id, agent and placement as strings, a list of runs), is skipped and named
@@ -77,13 +122,10 @@ def list_jobs(root: Path | None = None, bad: list[str] | None = None) -> list[di
         except (OSError, ValueError) as exc:
             why = f"unreadable ({type(exc).__name__}: {exc})"
         else:
-            if isinstance(job, dict) and all(isinstance(job.get(k), str) for k in
-                                             ("id", "agent", "placement")) \
-                    and isinstance(job.get("runs", []), list) \
-                    and isinstance(job.get("started_at", 0), (int, float)):
+            if _is_summary(job):
                 jobs.append(job)
                 continue
-            why = "not a job summary (no string id, agent and placement, or runs not a list)"
+            why = NOT_A_SUMMARY
         if bad is not None:
             bad.append(f"{path}: {why}")
     return sorted(jobs, key=lambda j: j.get("started_at", 0), reverse=True)
@@ -93,8 +135,10 @@ def load_job(job_id: str, root: Path | None = None) -> dict[str, Any]:
     """A job summary by id (or unique id prefix).
 
     Raises:
-        ConfigError: no such job, or the prefix is ambiguous.
+        ConfigError: not an id, no such job, the prefix is ambiguous, or its job.json
+            cannot be read or is not a job summary (the file is named).
     """
+    _check_id("job", job_id)
     base = root or store_root()
     matches = sorted(p for p in base.glob(f"{job_id}*/job.json")) if base.is_dir() else []
     if not matches:
@@ -102,16 +146,23 @@ def load_job(job_id: str, root: Path | None = None) -> dict[str, Any]:
     if len(matches) > 1:
         raise ConfigError(f"job id {job_id!r} is ambiguous: "
                           f"{', '.join(p.parent.name for p in matches)}")
-    job: dict[str, Any] = json.loads(matches[0].read_text())
-    return job
+    try:
+        job = json.loads(matches[0].read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{matches[0]}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not _is_summary(job):
+        raise ConfigError(f"{matches[0]}: {NOT_A_SUMMARY}")
+    summary: dict[str, Any] = job
+    return summary
 
 
 def find_trace(trace_id: str, root: Path | None = None) -> Path:
     """The JSON Lines file of a trace by id (or unique prefix), in any job.
 
     Raises:
-        ConfigError: no such trace, or the prefix is ambiguous.
+        ConfigError: not an id, no such trace, or the prefix is ambiguous.
     """
+    _check_id("trace", trace_id)
     base = root or store_root()
     matches = sorted(base.glob(f"*/{trace_id}*.jsonl")) if base.is_dir() else []
     if not matches:

@@ -148,7 +148,8 @@ def test_api_key_env_reads_the_named_variable(monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize(("option", "message"), [
-    ({"timeout": 0}, "request timeout must be a positive number of seconds, got 0"),
+    ({"timeout": 0}, "request timeout must be a positive, finite number of seconds, got 0"),
+    ({"timeout": float("nan")}, "request timeout must be a positive, finite number of seconds"),
     ({"max_retries": -1}, "max_retries must be 0 or more, got -1"),
 ], ids=str)
 def test_bad_timeouts_are_config_errors(option: dict[str, float], message: str) -> None:
