@@ -50,11 +50,13 @@ def progress(quiet: bool = False) -> Iterator[Callable[[str], None]]:
 @click.option("-t", "--tag", default=None, help="Image name [default: the environment's name].")
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer without Docker's cache.")
 @click.option("--base-image", default=None, envvar="HUD_BASE_IMAGE",
-              help="Root image for the hud base layer [default: debian:bookworm-slim if "
-                   "present, else a bootstrapped hud-rootfs:bookworm].")
+              help="Root image: any local image (not Debian 12: the runtime is carried in, "
+                   "self-contained) [default: debian:bookworm-slim if present, else a "
+                   "bootstrapped hud-rootfs:bookworm].")
 @click.option("--pull/--no-pull", default=None,
-              help="May hud pull the default root image from a registry? [default: no, "
-                   "bootstrap offline; HUD_PULL=1 to allow]")
+              help="May hud pull the root image (the default one, or a --base-image that is "
+                   "not local) from a registry? [default: no, bootstrap offline; HUD_PULL=1 "
+                   "to allow]")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 def build(directory: str, tag: str | None, no_cache: bool, base_image: str | None,
           pull: bool | None, as_json: bool) -> None:

@@ -21,7 +21,9 @@ def images() -> None:
 
 
 @images.command("bootstrap")
-@click.option("--suite", default="bookworm", show_default=True, help="Debian suite.")
+@click.option("--suite", default="bookworm", show_default=True,
+              help="Debian suite (bookworm for hud's layers; e.g. bullseye for a root of "
+                   "your own, used with --base-image).")
 @click.option("--mirror", default=None, metavar="URL",
               help="Debian mirror [default: the host's apt sources].")
 @click.option("-t", "--tag", default=None, help="Image tag [default: hud-rootfs:SUITE].")
@@ -42,10 +44,11 @@ def bootstrap_command(suite: str, mirror: str | None, tag: str | None) -> None:
 @click.option("--rebuild", is_flag=True, help="Build even when the layer is current.")
 @click.option("--no-cache", is_flag=True, help="Build without Docker's layer cache.")
 @click.option("--base-image", default=None, envvar="HUD_BASE_IMAGE",
-              help="Root image for the base layer [default: debian:bookworm-slim if "
+              help="Root image for the base layer: any local image (not Debian 12: the "
+                   "runtime is carried in; base only) [default: debian:bookworm-slim if "
                    "present, else a bootstrapped hud-rootfs:bookworm].")
 @click.option("--pull/--no-pull", default=None,
-              help="May hud pull the default root image from a registry? [default: no]")
+              help="May hud pull the root image from a registry? [default: no]")
 @click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
 def build_command(layer: str, rebuild: bool, no_cache: bool, base_image: str | None,
                   pull: bool | None, as_json: bool) -> None:
@@ -74,8 +77,9 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    width = max([40, *(len(row["image"]) + 2 for row in rows)])  # carried tags run long
     for row in rows:
-        click.echo(f"{row['kind']:<7}{row['image']:<40}{row['id']:<14}{row['size']:>9}  "
+        click.echo(f"{row['kind']:<7}{row['image']:<{width}}{row['id']:<14}{row['size']:>9}  "
                    f"{row['created']}")
 
 

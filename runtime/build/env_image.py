@@ -36,7 +36,7 @@ from typing import Any
 from hud import __version__
 from hud.build.docker import build as docker_build
 from hud.build.docker import check, docker, image_size_mb, inspect_image
-from hud.build.layers import LAYERS, MANIFEST_LABEL, Notify, ensure_layers, layer_tag
+from hud.build.layers import LAYERS, MANIFEST_LABEL, Notify, ensure_layers
 from hud.errors import ConfigError, EnvLoadError
 from hud.proc import run
 
@@ -235,14 +235,18 @@ def build_env(directory: str | Path = ".", *, tag: str | None = None, no_cache: 
                f"'base' and validating it inside the image")
     if layer not in LAYERS:
         raise ConfigError(f"environment asks for layer {layer!r}; hud has {', '.join(LAYERS)}")
+    # hud.harbor (issue 13): an env from `hud harbor import` builds its tasks' image first
+    # and takes it as the base image; any other directory keeps `base_image`
+    from hud.harbor.base import harbor_base_image
+    base_image = harbor_base_image(directory, base_image, no_cache=no_cache, notify=notify)
     layers = ensure_layers(layer, base_image=base_image, pull=pull, notify=notify)
+    parent = layers[-1].tag  # hud-<layer>:<version>, or the base carried into --base-image
     name = tag or default_tag(manifest["env"]["name"] if manifest else directory.name)
     with tempfile.TemporaryDirectory(prefix="hud-build-") as tmp:
         context, dockerfile, which = _stage(directory, Path(tmp), layer)
-        notify(f"building {name} FROM {layer_tag(layer)} (Dockerfile: {which})")
+        notify(f"building {name} FROM {parent} (Dockerfile: {which})")
         image_id = docker_build(context, name, dockerfile=dockerfile, no_cache=no_cache,
-                                build_args={"BASE_IMAGE": layer_tag(layer),
-                                            "HUD_VERSION": __version__})
+                                build_args={"BASE_IMAGE": parent, "HUD_VERSION": __version__})
     content_id = image_id
     previous = _unchanged(directory, name, content_id)
     if previous is not None:

@@ -6,6 +6,12 @@
     hud-desktop:<version>   FROM hud-browser + Xvnc, openbox, xdotool
     <env image>             FROM the layer the environment needs + its files (hud.build.env_image)
 
+    on a root given with `--base-image IMAGE`, the same chain tagged `-on-<image>`:
+    hud-base:<version>-on-<image>   a Debian 12 root: FROM IMAGE + images/base as above;
+                                    any other root: FROM IMAGE + the portable runtime
+    hud-portable:<version>          that runtime as one self-contained tree, from hud-base
+                                    (hud.build.foreign)
+
 Design decisions:
 - Tags follow the installed hud version, so an upgrade never runs an old runtime. Within
   one version a layer is also rebuilt when the installed hud changed (the label
@@ -14,7 +20,11 @@ Design decisions:
 - Offline first: the default root is `debian:bookworm-slim` when the engine already has
   it, else the bootstrapped `hud-rootfs:bookworm`, bootstrapped on first use with a
   one-line notice. hud contacts a registry only when asked (`pull=True`, `--pull`,
-  `HUD_PULL=1`, or an explicit base image that is not present locally).
+  `HUD_PULL=1`); an explicit base image that is not local is an error that says so.
+- Any root: an explicit base image that is not Debian 12 gets the portable runtime
+  carried in (hud.build.foreign) rather than the Debian layer built on it. Layers on an
+  explicit root are tagged after it, never `hud-<layer>:<version>`: a build on another
+  root (a Harbor task's image, say) must not replace what every default build uses.
 - No wheel is left in a layer: the base layer's wheelhouse lives only in throwaway build
   stages (a multi-stage Dockerfile; the classic builder has no `RUN --mount`).
 """
@@ -34,6 +44,17 @@ from pathlib import Path
 from hud import __version__
 from hud.build.assets import asset_dir
 from hud.build.docker import build, check, docker, ensure_engine, inspect_image
+from hud.build.foreign import (
+    PORTABLE_REPO,
+    build_carried,
+    build_portable,
+    describe,
+    image_id,
+    is_debian12,
+    os_release,
+    portable_tag,
+    root_slug,
+)
 from hud.build.rootfs import bootstrap, rootfs_tag
 from hud.build.wheelhouse import fingerprint, make_wheelhouse
 from hud.errors import ConfigError, DockerError
@@ -65,15 +86,17 @@ class LayerResult:
     seconds: float
 
 
-def layer_tag(layer: str, version: str = __version__) -> str:
-    """`hud-<layer>:<version>`.
+def layer_tag(layer: str, version: str = __version__, root: str | None = None) -> str:
+    """`hud-<layer>:<version>`; on a root given with --base-image,
+    `hud-<layer>:<version>-on-<root as a tag>` (so the standard tags always mean the
+    default root).
 
     Raises:
         ConfigError: `layer` is not one of base, browser, desktop.
     """
     if layer not in LAYERS:
         raise ConfigError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
-    return f"hud-{layer}:{version}"
+    return f"hud-{layer}:{version}" + (f"-on-{root_slug(root)}" if root else "")
 
 
 def chain(layer: str) -> list[str]:
@@ -89,23 +112,30 @@ def chain(layer: str) -> list[str]:
 
 def resolve_base_image(base_image: str | None = None, pull: bool | None = None,
                        notify: Notify = _quiet) -> str:
-    """The root image the base layer is built FROM, bootstrapping one when needed.
+    """The root image the base layer is built FROM: `base_image` (which must be local,
+    or pulled when `pull` allows), else the default root, bootstrapped when needed.
 
     Raises:
-        DockerError: an explicit base image is neither local nor pullable.
+        DockerError: an explicit base image is not local (and pulling is not allowed or
+            failed).
         ConfigError / InfraError: bootstrapping failed (see hud.build.rootfs.bootstrap).
     """
     pull = os.environ.get("HUD_PULL") == "1" if pull is None else pull
-    explicit = base_image or os.environ.get("HUD_BASE_IMAGE")
-    if explicit:
-        if inspect_image(explicit) is None:
-            done = docker("pull", explicit, timeout=600)
+    if base_image:
+        if inspect_image(base_image) is None:
+            if not pull:
+                raise DockerError(
+                    f"base image {base_image!r} is not in the local Docker engine; load it "
+                    f"(`docker load -i FILE` or `hud images load FILE`), or pass --pull "
+                    f"(HUD_PULL=1) to pull it from its registry")
+            done = docker("pull", base_image, timeout=600)
             if not done.ok:
                 raise DockerError(
-                    f"base image {explicit!r} is not in the local engine and cannot be pulled "
-                    f"({done.tail(2)}); bootstrap one offline with `hud images bootstrap` and "
-                    f"pass --base-image {rootfs_tag()}, or `hud images load FILE`")
-        return explicit
+                    f"base image {base_image!r} is not in the local Docker engine and cannot "
+                    f"be pulled ({done.tail(2)}); load it with `docker load -i FILE` (or "
+                    f"`hud images load FILE`), or bootstrap a Debian root offline with `hud "
+                    f"images bootstrap` and pass --base-image {rootfs_tag()}")
+        return base_image
     for candidate in (DEFAULT_BASE, rootfs_tag()):
         if inspect_image(candidate) is not None:
             return candidate
@@ -120,12 +150,13 @@ def _parent_ref(layer: str, base_image: str | None, pull: bool | None, notify: N
     parent = PARENT[layer]
     if parent is None:
         return resolve_base_image(base_image, pull, notify)
-    return layer_tag(parent)
+    return layer_tag(parent, root=base_image)
 
 
-def is_current(layer: str, parent_id: str | None = None) -> bool:
-    """Whether `hud-<layer>:<version>` exists and was built from this hud (and parent)."""
-    info = inspect_image(layer_tag(layer))
+def is_current(layer: str, parent_id: str | None = None, tag: str | None = None) -> bool:
+    """Whether `hud-<layer>:<version>` (or `tag`) exists and was built from this hud (and
+    parent)."""
+    info = inspect_image(tag or layer_tag(layer))
     if info is None:
         return False
     labels = (info.get("Config") or {}).get("Labels") or {}
@@ -138,14 +169,14 @@ def build_layer(layer: str, *, base_image: str | None = None, no_cache: bool = F
                 pull: bool | None = None, notify: Notify = _quiet,
                 tag: str | None = None) -> LayerResult:
     """Build one layer from the shipped `images/<layer>/` onto its parent (which must exist,
-    except the root image, which is resolved or bootstrapped). `tag` overrides the
-    standard `hud-<layer>:<version>` (for trying a layer on another root).
+    except the root image, which is resolved or bootstrapped). On `base_image` the chain is
+    the `-on-<root>` one (see layer_tag); `tag` overrides the tag.
 
     Raises:
         DockerError: the build failed (the failing step and its output tail) or Docker is down.
         InfraError: the wheelhouse could not be made.
     """
-    tag = tag or layer_tag(layer)
+    tag = tag or layer_tag(layer, root=base_image)
     parent = _parent_ref(layer, base_image, pull, notify)
     parent_info = inspect_image(parent)
     if parent_info is None:
@@ -173,23 +204,92 @@ def ensure_layers(layer: str, *, rebuild: bool = False, no_cache: bool = False,
                   notify: Notify = _quiet) -> list[LayerResult]:
     """Make sure `layer` and every layer under it exist and are current; build what is not.
 
+    `base_image` (default `$HUD_BASE_IMAGE`) is the root: a Debian 12 root gets the
+    Debian layers built on it; any other root gets the portable runtime carried in (the
+    last result is then `hud-base:<version>-on-<root>`). The last result is `layer`'s.
+
     Raises:
-        DockerError: Docker is down or a build failed.
+        DockerError: Docker is down, a build failed, or `base_image` is not local (and
+            pulling is not allowed).
+        ConfigError: a browser or desktop layer on a root that is not Debian 12.
         InfraError / ConfigError: bootstrapping or the wheelhouse failed.
     """
     ensure_engine()
+    layer_tag(layer)
+    base_image = base_image or os.environ.get("HUD_BASE_IMAGE") or None
+    if base_image:
+        resolve_base_image(base_image, pull, notify)
+        release = os_release(base_image)
+        if not is_debian12(release):
+            if layer != "base":
+                raise ConfigError(
+                    f"the {layer} layer needs a Debian 12 root (it installs Debian 12's "
+                    f"Chromium and X packages), and --base-image {base_image} is "
+                    f"{describe(release)}; build this environment without --base-image, or "
+                    f"on a Debian 12 image")
+            notify(f"{base_image} is {describe(release)}, not Debian 12: carrying the "
+                   f"portable hud runtime into it")
+            return _ensure_carried(base_image, rebuild=rebuild, no_cache=no_cache, pull=pull,
+                                   notify=notify)
+    return _ensure_chain(layer, base_image, rebuild=rebuild, no_cache=no_cache, pull=pull,
+                         notify=notify)
+
+
+def _ensure_chain(layer: str, base_image: str | None, *, rebuild: bool, no_cache: bool,
+                  pull: bool | None, notify: Notify) -> list[LayerResult]:
+    """The Debian layers up to `layer`, on `base_image` (None: the default root), tagged
+    `hud-<layer>:<version>[-on-<root>]`."""
     results: list[LayerResult] = []
     parent_id: str | None = None
     if base_image:
-        parent_id = (inspect_image(resolve_base_image(base_image, pull, notify)) or {}).get("Id")
+        parent_id = image_id(base_image)
     for name in chain(layer):
-        if not rebuild and not no_cache and is_current(name, parent_id):
-            info = inspect_image(layer_tag(name)) or {}
-            results.append(LayerResult(name, layer_tag(name), info.get("Id", ""), False, 0.0))
+        tag = layer_tag(name, root=base_image)
+        if not rebuild and not no_cache and is_current(name, parent_id, tag=tag):
+            results.append(LayerResult(name, tag, image_id(tag) or "", False, 0.0))
         else:
             results.append(build_layer(name, base_image=base_image, no_cache=no_cache,
                                        pull=pull, notify=notify))
         parent_id = results[-1].image_id
+    return results
+
+
+def _ensure_one(layer: str, tag: str, parent_id: str, make: Callable[[dict[str, str]], str],
+                *, rebuild: bool, no_cache: bool, notify: Notify, what: str) -> LayerResult:
+    """`tag` as it is when current (this hud, this parent), else built by `make(labels)`."""
+    if not rebuild and not no_cache and is_current(layer, parent_id, tag=tag):
+        return LayerResult(layer, tag, image_id(tag) or "", False, 0.0)
+    notify(f"building {tag} ({what})")
+    started = time.monotonic()
+    built = make({LAYER_LABEL: layer, VERSION_LABEL: __version__, SOURCE_LABEL: fingerprint(),
+                  PARENT_LABEL: parent_id})
+    return LayerResult(layer, tag, built, True, round(time.monotonic() - started, 1))
+
+
+def _ensure_carried(root: str, *, rebuild: bool, no_cache: bool, pull: bool | None,
+                    notify: Notify) -> list[LayerResult]:
+    """hud-base on the default root, the portable runtime from it, and `root` with that
+    runtime carried in (the last result)."""
+    results = _ensure_chain("base", None, rebuild=rebuild, no_cache=no_cache, pull=pull,
+                            notify=notify)
+    base = results[-1]
+    base_root = (((inspect_image(base.tag) or {}).get("Config") or {}).get("Labels")
+                 or {}).get(PARENT_LABEL) or ""
+    # patchelf comes from hud-base's own root when the engine still has it (no apt rerun)
+    patch_root = base_root if base_root and image_id(base_root) else base.tag
+    portable = portable_tag()
+    results.append(_ensure_one(
+        "portable", portable, base.image_id,
+        lambda lab: build_portable(portable, base.tag, patch_root, labels=lab,
+                                   no_cache=no_cache),
+        rebuild=rebuild, no_cache=no_cache, notify=notify,
+        what=f"the self-contained runtime, from {base.tag}"))
+    tag = layer_tag("base", root=root)
+    results.append(_ensure_one(
+        "base", tag, image_id(root) or "",
+        lambda lab: build_carried(tag, root, portable, labels=lab, no_cache=no_cache),
+        rebuild=rebuild, no_cache=no_cache, notify=notify,
+        what=f"{root} + the runtime from {portable}"))
     return results
 
 
@@ -213,7 +313,8 @@ def list_images() -> list[dict[str, str]]:
             ref = f"{item['Repository']}:{item['Tag']}"
             if ref in seen or item["Repository"] == "<none>":
                 continue
-            if kind == "layer" and item["Repository"] not in {f"hud-{n}" for n in LAYERS}:
+            if kind == "layer" and item["Repository"] not in {
+                    *(f"hud-{n}" for n in LAYERS), PORTABLE_REPO}:
                 continue
             seen.add(ref)
             rows.append({"kind": kind, "image": ref, "id": item["ID"], "size": item["Size"],
@@ -281,9 +382,12 @@ def prune(everything: bool = False) -> list[str]:
     Raises:
         DockerError: an image is still used by a container, or Docker is down.
     """
+    def this_version(ref: str) -> bool:  # hud-base:V, or a carried hud-base:V-on-IMAGE
+        tag = ref.rsplit(":", 1)[-1]
+        return tag == __version__ or tag.startswith(f"{__version__}-on-")
+
     doomed = [row["image"] for row in list_images()
-              if (row["kind"] == "layer" and (everything or
-                                              not row["image"].endswith(f":{__version__}")))
+              if (row["kind"] == "layer" and (everything or not this_version(row["image"])))
               or (row["kind"] == "rootfs" and everything)]
     removed: list[str] = []
     for ref in doomed:

@@ -13,6 +13,9 @@ Design decisions:
   The base Dockerfile still installs whatever is missing, so a stock Debian image works.
 - The rootfs keeps its apt sources (the same mirror), so author Dockerfiles can still
   `RUN apt-get install ...` on top.
+- Any suite the mirror carries works (`suite="bullseye", include=()` gives a Debian 11
+  minbase root with no Python: a root for `--base-image`, where hud carries its runtime
+  in); `include` is for bookworm, the root of hud's own layers.
 """
 
 from __future__ import annotations
