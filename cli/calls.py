@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from hud.cli.plain import echo, fail
+from hud.cli.plain import echo, fail, json_text, printable
 from hud.clients.control import ControlClient
 from hud.errors import HudError
 
@@ -49,7 +49,7 @@ def parse_args(args_json: str | None, pairs: tuple[str, ...] | list[str]) -> dic
 
 
 def echo_json(value: Any) -> None:
-    echo(json.dumps(value, indent=2, ensure_ascii=False))
+    echo(json_text(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
 def connect(socket_path: str | None, url: str | None, token: str | None) -> ControlClient:
@@ -116,14 +116,19 @@ def task_rows(listing: dict[str, Any], image: str | None = None,
 def print_listing(listing: dict[str, Any], as_json: bool, image: str | None = None,
                   image_id: str | None = None) -> None:
     """The task list: one line per task (slug, args, description), or JSON whose `tasks`
-    are task-file rows (`listing` is then a manifest, with its `env`)."""
+    are task-file rows (`listing` is then a manifest, with its `env`).
+
+    The text comes from the env's author (an image's label: anyone's), so every control,
+    bidi and zero-width character in it is shown as its `\\uXXXX` escape: a description
+    cannot set the terminal's title, clear it or write its clipboard."""
     if as_json:
         echo_json({"tasks": task_rows(listing, image, image_id),
                    "templates": listing["templates"]})
         return
     for item in listing["tasks"]:
         args = json.dumps(item["args"], ensure_ascii=False) if item["args"] else ""
-        echo("\t".join(filter(None, [item["slug"], args, item.get("description") or ""])))
+        fields = [item["slug"], args, item.get("description") or ""]
+        echo("\t".join(printable(str(field)) for field in fields if field))
 
 
 def list_tasks(as_json: bool, socket_path: str | None, url: str | None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +63,8 @@ def _print_table(job: Job) -> None:
 @click.option("--max-concurrent", default=None, type=click.IntRange(min=1),
               help="At most this many rollouts at once [default: all].")
 @click.option("--runtime", default=None,
-              help="local | docker | docker:IMAGE | CONTAINER | tcp://HOST:PORT "
+              help="local | docker | docker:IMAGE | CONTAINER | tcp://HOST:PORT | ray | "
+                   "ray://HOST:PORT (a Ray cluster's nodes; pip install 'hud-python[ray]') "
                    "[default: where SOURCE's tasks come from: its image (docker), its "
                    "container or daemon, a built directory's image; else local].")
 @click.option("--task", "task_filter", multiple=True, metavar="PATTERN",
@@ -85,7 +85,12 @@ def _print_table(job: Job) -> None:
                    "there [default: 1024; 0 or -1: no limit].")
 @click.option("--network", default=None,
               help="docker: the rollout containers' network, e.g. bridge [default: none: no "
-                   "network; hud reaches a container over docker exec].")
+                   "network; hud reaches a container over docker exec]. host and "
+                   "container:NAME are refused: they give the agent the host's (its loopback "
+                   "services) or that container's network namespace.")
+@click.option("--allow-shared-network", is_flag=True,
+              help="docker: allow --network host or container:NAME (the agent then reaches "
+                   "everything that namespace reaches).")
 @click.option("--warm", default=0, show_default=True, type=click.IntRange(min=0),
               help="docker: keep this many containers started and ready ahead of the "
                    "rollouts, each used by one rollout and then removed.")
@@ -95,7 +100,8 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
                  max_concurrent: int | None, runtime: str | None, task_filter: tuple[str, ...],
                  retries: int, timeout: float | None, max_steps: int | None,
                  cpus: float | None, memory: str | None, pids_limit: int | None,
-                 network: str | None, warm: int, as_json: bool, **agent_options: Any) -> None:
+                 network: str | None, allow_shared_network: bool, warm: int, as_json: bool,
+                 **agent_options: Any) -> None:
     """Run every task of SOURCE with AGENT (oracle, nop, replay:JOB_ID, or a model id).
 
     SOURCE is an image (IMAGE or docker:IMAGE: its tasks from its label, a fresh container
@@ -111,6 +117,14 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
     from hud.agents import create_agent
     from hud.eval import Taskset
 
+    if network is not None:
+        from hud.errors import ConfigError
+        from hud.eval.placement import check_network
+
+        try:
+            check_network(network, allow_shared_network)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--network") from None
     taskset = Taskset.from_source(source, runtime=runtime)
     if task_filter:
         from hud.errors import ConfigError
@@ -119,7 +133,13 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
             taskset = taskset.filter(task_filter)
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="--task") from None
-    the_agent = create_agent(model or agent, **model_config(agent_options))
+    config = model_config(agent_options)
+    if runtime is not None and (runtime == "ray" or runtime.startswith("ray://")):
+        from hud.eval.ray import AgentSpec  # reaches the nodes by name and config
+
+        the_agent: Any = AgentSpec(model or agent, **config)
+    else:
+        the_agent = create_agent(model or agent, **config)
     placement = taskset.placement(runtime)
     if cpus is not None or memory is not None or pids_limit is not None or network is not None:
         from hud.eval import DockerPlacement
@@ -130,6 +150,7 @@ def eval_command(source: str, agent: str, model: str | None, group: int,
         placement.cpus, placement.memory = cpus, memory
         if network is not None:
             placement.network = network
+            placement.allow_shared_network = allow_shared_network
         if pids_limit is not None:
             placement.pids_limit = pids_limit
     if warm:
@@ -303,16 +324,16 @@ def trace(trace_id: str, as_json: bool) -> None:
                           highlight=False, soft_wrap=True)
 
 
-_C1 = re.compile("[\x7f-\x9f]")
 
 
 def _quoted(value: Any) -> str:
-    """Trace data as JSON text, cut at 2000 characters, with no control byte left raw."""
+    """Trace data as JSON text, cut at 2000 characters, with no control, bidi or zero-width
+    character left raw (each shown as its \\uXXXX escape)."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     if len(text) > 2000:
         text = text[:2000] + f"… ({len(text)} chars)"
-    # JSON escapes C0 controls but not DEL and C1 (\x9b is a terminal's CSI)
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    # JSON escapes C0 controls, not the rest of what a terminal acts on
+    return printable(text)
 
 
 @click.command()

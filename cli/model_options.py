@@ -3,7 +3,7 @@
     --base-url URL           the provider's (or your own server's) API root
     --api-key-env NAME       read the key from $NAME
     --api responses|chat     which OpenAI wire API (default: chat with --base-url, else by model id)
-    --request-timeout SECS   seconds per API request (streaming: per chunk) [300]
+    --request-timeout SECS   seconds per API request (streaming: per wait for content) [300]
     --max-retries N          retries of a failed request (429, 5xx, connection, timeout) [2]
     --stream                 streaming requests
 
@@ -69,8 +69,9 @@ def model_options(fn: F) -> F:
                           "openai-compatible:MODEL, else responses for gpt-*/o*]."),
         click.option("--request-timeout", default=None, metavar="SECONDS", type=float,
                      callback=_seconds,
-                     help="Model agents: seconds per API request; with --stream, per "
-                          "chunk [default: 300]."),
+                     help="Model agents: hud's limit per API request: the whole response; "
+                          "with --stream, each wait for content (pings do not count), 6x "
+                          "in all [default: 300]."),
         click.option("--max-retries", default=None, type=click.IntRange(0, MAX_RETRIES),
                      help="Model agents: retries of a failed API request (429, 5xx, "
                           "connection errors, timeouts) [default: 2]."),

@@ -68,9 +68,11 @@ def echo(message: object = None, err: bool = False) -> None:
     stream.flush()
 
 
-#: characters that act on a terminal or reorder/hide text: C0 controls, DEL, C1 controls,
-#: bidi embeddings/overrides/isolates, zero-width characters and the BOM
-_UNSAFE = "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+#: characters that act on a terminal or hide or reorder text: C0 controls, DEL, C1
+#: controls (\x9b is a CSI), the Arabic letter mark, zero-width characters, bidi marks,
+#: embeddings, overrides and isolates, invisible operators, the BOM
+_UNSAFE = ("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069"
+           "\ufeff]")
 
 
 def printable(text: str) -> str:
@@ -79,6 +81,19 @@ def printable(text: str) -> str:
     import re
 
     return re.sub(_UNSAFE, lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+#: what JSON text leaves raw but a terminal acts on or hides text with (JSON escapes C0):
+#: DEL, C1 controls, zero-width and bidi characters, the BOM -> their JSON \\u escapes
+_JSON_HIDDEN = {code: f"\\u{code:04x}" for code in (*range(0x7f, 0xa0), *range(0x200b, 0x2010),
+                                                   *range(0x202a, 0x202f),
+                                                   *range(0x2066, 0x206a), 0xfeff)}
+
+
+def json_text(text: str) -> str:
+    """JSON text (`json.dumps(..., ensure_ascii=False)`) with no character left raw that a
+    terminal acts on: each becomes its `\\uXXXX` escape, which is the same JSON value."""
+    return text.translate(_JSON_HIDDEN)
 
 
 def fail(message: str, detail: str | None = None) -> NoReturn:

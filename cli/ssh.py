@@ -19,7 +19,6 @@ ProxyCommand is shell-quoted and every `%` in a value OpenSSH expands is doubled
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -60,13 +59,14 @@ def read_manifest(container: str, docker: str | None = None) -> Any:
         InfraError: the command printed no JSON.
     """
     from hud.build.docker import check
+    from hud.clients.untrusted import loads
     from hud.errors import InfraError
 
-    done = check("exec", container, "hud", "manifest", binary=docker,
+    done = check("exec", "--", check_container(container), "hud", "manifest", binary=docker,
                  what=f"reading the manifest of container {container!r} (docker exec)")
     try:
-        return json.loads(done.stdout)
-    except ValueError as exc:
+        return loads(done.stdout)
+    except ValueError as exc:  # not JSON, or nested absurdly deep
         raise InfraError(f"container {container!r} printed no JSON manifest ({exc}): "
                          f"{done.stdout[:200]!r}") from exc
 

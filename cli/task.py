@@ -39,9 +39,16 @@ def _label_manifest(image: str) -> tuple[dict[str, Any], str | None]:
     labels = (info.get("Config") or {}).get("Labels") or {}
     if "org.hud.manifest" not in labels:
         raise DockerError(f"image {image!r} has no org.hud.manifest label; build it with `hud build`")
-    from hud.clients.untrusted import parse_manifest  # an image someone else built: untrusted
+    from hud.clients.untrusted import loads, parse_manifest  # someone else's image: untrusted
+    from hud.errors import ConfigError
 
-    manifest = parse_manifest(json.loads(labels["org.hud.manifest"]), f"image {image!r}")
+    try:
+        data = loads(labels["org.hud.manifest"])
+    except ValueError as exc:  # not JSON, or nested absurdly deep
+        raise ConfigError(f"image {image!r}'s org.hud.manifest label is refused ({exc}); "
+                          f"rebuild it with `hud build`, or do not use an image you do not "
+                          f"trust") from None
+    manifest = parse_manifest(data, f"image {image!r}")
     return manifest, info.get("Id")
 
 

@@ -42,9 +42,10 @@ from hud.errors import ConfigError
 
 #: model turns per rollout unless the run (`--max-steps`) or the agent says otherwise
 DEFAULT_MAX_STEPS = 30
-#: seconds one API request may take (non-streaming: the whole response; streaming: the
-#: wait for each chunk). The SDKs' own default, 600 s, tried 3 times, let one hung
-#: request hold a rollout for half an hour.
+#: seconds one API request may take by hud's clock (non-streaming: the whole response;
+#: streaming: each wait for content, and 6x this in all; see hud.agents.deadlines). The
+#: SDKs' own timeout, 600 s per network read, tried 3 times, let one hung request hold a
+#: rollout for half an hour, and a stream of keep-alive pings for ever.
 DEFAULT_REQUEST_TIMEOUT = 300.0
 #: retries of a failed request (429, 5xx, connection errors, timeouts), with the SDK's backoff
 DEFAULT_MAX_RETRIES = 2
@@ -99,6 +100,7 @@ class Conversation(abc.ABC):
         """Send the history to the model and add its response to the history.
 
         Raises:
+            RequestTimeout: every try went past the request timeout (hud.agents.deadlines).
             Exception: the provider SDK's error when the API call fails after its retries.
         """
 
@@ -110,15 +112,29 @@ class Conversation(abc.ABC):
         """Release what the conversation holds (HTTP clients)."""
 
 
-def parse_arguments(raw: str | None) -> dict[str, Any] | None:
-    """Tool arguments sent as JSON text: the object, `{}` for empty text, else None."""
-    if not raw:
+def parse_arguments(raw: Any) -> dict[str, Any] | None:
+    """Tool arguments as the model sent them: JSON text (its object; `{}` for no text),
+    or a JSON object sent in its place (some servers do), taken as it is. Anything else
+    (text that is not a JSON object, a list, a number) is None: an error for the model."""
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or raw == "":
         return {}
+    if not isinstance(raw, str):
+        return None
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON; nested past the parser's depth
         return None
     return value if isinstance(value, dict) else None
+
+
+def arguments_text(raw: Any) -> str:
+    """Tool arguments as text (for the trace, an error message, the history sent back):
+    text as it is, an object (or other JSON value) as JSON."""
+    if isinstance(raw, str):
+        return raw
+    return "" if raw is None else json.dumps(raw, ensure_ascii=False, default=str)
 
 
 def api_key(given: str | None, *variables: str) -> str:
@@ -163,8 +179,15 @@ class ModelAgent(abc.ABC):
         api_key_env: read the key from this environment variable instead of the
             provider's usual ones (a proxy's key, a second account).
         base_url: the API's address; the SDK's default (the provider's own API) when None.
-        max_retries: retries of a failed request (429, 5xx, connection errors, timeouts).
-        timeout: seconds per API request; streaming: seconds to wait for each chunk.
+        max_retries: retries of a failed request (429, 5xx, connection errors, timeouts, a
+            stream broken off midway): a model turn sends at most 1 + max_retries HTTP
+            requests, the SDK's retries and hud's counted together.
+        timeout: hud's wall-clock limit on each API request, in seconds: on the whole
+            response; streaming, on its headers and then on each wait for content
+            (keep-alive pings do not count), a streamed request being cut 6 x `timeout`
+            after it was sent. A model turn, answered or failed, so ends within
+            (1 + max_retries) x timeout + max_retries x 60 s (streaming: 6 x timeout
+            per try): 17 minutes by default (see `hud.agents.deadlines`).
         stream: send streaming requests (server-sent events) and assemble the response,
             so a long generation is not cut by a proxy's idle timeout.
 

@@ -23,7 +23,9 @@ Streaming (`stream=True`): the plain SSE form, `create(stream=True, stream_optio
 {"include_usage": True})`, with the chunks assembled by `hud.agents.streaming` into the
 ChatCompletion a plain request returns (the SDK's `.stream()` helper is stricter than
 many OpenAI-compatible servers are); a server that ignores `stream_options` gives no
-usage. A stream cut after it started is retried.
+usage. A stream cut after it started is retried. A chunk counts as content for hud's
+limits (`hud.agents.deadlines`) when it carries text, a tool call, a finish reason or the
+usage: an empty one (some servers' keep-alive) does not.
 
 `openai` is imported when a conversation starts, never at `hud.agents` import time.
 """
@@ -33,7 +35,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
+from hud.agents.base import (
+    Conversation,
+    ModelAgent,
+    ToolCall,
+    Turn,
+    arguments_text,
+    parse_arguments,
+    png_base64,
+)
+from hud.agents.deadlines import Clock
 from hud.agents.streaming import assemble_chat, reading, retrying
 from hud.agents.tools import Tool, ToolResult
 from hud.errors import ConfigError
@@ -56,8 +67,8 @@ class ChatCompletionsAgent(ModelAgent):
         model: the model id the server knows.
         base_url: the server's API root, e.g. "http://127.0.0.1:8000/v1".
         api_key: defaults to $OPENAI_API_KEY; a placeholder for servers that need none.
-        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
-        timeout: seconds per API request.
+        max_retries: retries of a failed request (see `ModelAgent`).
+        timeout: hud's wall-clock limit on each API request (see `ModelAgent`).
         temperature: sampling temperature; the server's default when None.
         extra_body: extra JSON fields some servers take (e.g. vLLM's sampling options).
         **options: see `ModelAgent` (max_steps, system, max_tokens, tools).
@@ -101,8 +112,11 @@ class ChatConversation(Conversation):
         import openai
 
         self.agent = agent
-        self.client = openai.AsyncOpenAI(api_key=agent.api_key, base_url=agent.base_url,
-                                         max_retries=agent.max_retries, timeout=agent.timeout)
+        self.clock = Clock(agent.timeout, agent.max_retries, agent.base_url or "the OpenAI API")
+        self.client = openai.AsyncOpenAI(
+            api_key=agent.api_key, base_url=agent.base_url, max_retries=agent.max_retries,
+            timeout=self.clock.sdk_timeout,
+            http_client=self.clock.http_client(openai.DefaultAsyncHttpxClient))
         self.tools = [{"type": "function", "function": {
             "name": t.name, "description": t.description, "parameters": t.parameters}}
             for t in tools]
@@ -124,16 +138,19 @@ class ChatConversation(Conversation):
             options["extra_body"] = agent.extra_body
         request = {"model": agent.model, "messages": self.messages, **options}
         if agent.stream:
-            completion = await retrying(lambda: self._streamed(request), agent.max_retries)
+            completion = await retrying(lambda retries: self._streamed(request, retries),
+                                        self.clock)
         else:
-            completion = await self.client.chat.completions.create(**request)
+            completion = await self.clock.plain(
+                lambda: self.client.chat.completions.create(**request))
         if not completion.choices:
             raise ValueError(f"the server at {agent.base_url} answered with no choices: "
                              f"{completion.model_dump_json()[:500]}")
         choice = completion.choices[0]
         message = choice.message
+        # `arguments` is JSON text on the wire, but some servers send the object itself
         calls = [ToolCall(c.id, c.function.name, parse_arguments(c.function.arguments),
-                          c.function.arguments or "")
+                          arguments_text(c.function.arguments))
                  for c in message.tool_calls or [] if c.type == "function"]
         entry: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
         if calls:
@@ -155,14 +172,21 @@ class ChatConversation(Conversation):
                     finish=choice.finish_reason, stop=stop,
                     thinking=[reasoning] if isinstance(reasoning, str) and reasoning else [])
 
-    async def _streamed(self, request: dict[str, Any]) -> ChatCompletion:
-        """One streamed request, its chunks assembled into a ChatCompletion."""
+    async def _streamed(self, request: dict[str, Any], retries: int) -> ChatCompletion:
+        """One streamed request (its start tried `retries` more times by the SDK), its
+        chunks assembled into a ChatCompletion."""
         import openai
 
-        stream: AsyncStream[ChatCompletionChunk] = await self.client.chat.completions.create(
+        client = self.client.with_options(max_retries=retries)
+        stream: AsyncStream[ChatCompletionChunk] = await client.chat.completions.create(
             **request, stream=True, stream_options={"include_usage": True})  # the SDK retries this
-        async with stream, reading((openai.APIConnectionError,)):
-            chunks = [chunk.to_dict() async for chunk in stream]
+        async with stream, reading((openai.APIConnectionError,)), self.clock.pacing() as pace:
+            chunks: list[dict[str, Any]] = []
+            async for chunk in stream:
+                # no warning for fields of another type (object arguments): assembly copes
+                chunks.append(chunk.to_dict(warnings=False))
+                if _carries_content(chunks[-1]):
+                    pace.progress()
             return assemble_chat(chunks)
 
     def reply(self, results: list[tuple[ToolCall, ToolResult]]) -> None:
@@ -180,3 +204,13 @@ class ChatConversation(Conversation):
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _carries_content(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries part of the answer (text, a tool call, a finish reason, the
+    usage), not only an empty delta."""
+    if chunk.get("usage"):
+        return True
+    return any(isinstance(choice, dict) and (choice.get("finish_reason") or any(
+        value not in (None, "", [], {}) for key, value in (choice.get("delta") or {}).items()
+        if key != "role")) for choice in chunk.get("choices") or [])

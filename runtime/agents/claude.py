@@ -17,8 +17,12 @@ in the trace (`redacted_thinking` as "[redacted]"). One SDK client per rollout, 
 with it: an HTTP connection pool belongs to one event loop.
 
 Streaming (`stream=True`): `client.messages.stream(...)` and the SDK's own assembly,
-`get_final_message()`, so the Message handled is the one a plain request returns; a
-stream cut after it started is retried (see `hud.agents.streaming`).
+`get_final_message()`, so the Message handled is the one a plain request returns. Every
+event but `ping` (which the SDK drops) counts as content for hud's limits
+(`hud.agents.deadlines`). A stream cut after it started, or broken off by an error event
+the API would have answered a plain request with as a retried status (`overloaded_error`
+for 529, `api_error`, `rate_limit_error`, `timeout_error`), is retried (see
+`hud.agents.streaming`).
 
 `anthropic` is imported when a conversation starts, never at `hud.agents` import time.
 """
@@ -28,7 +32,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, png_base64
-from hud.agents.streaming import CUT_HINT, StreamEnded, http_errors, reading, retrying
+from hud.agents.deadlines import Clock, http_errors
+from hud.agents.streaming import CUT_HINT, StreamEnded, reading, retrying
 from hud.agents.tools import Tool, ToolResult
 
 if TYPE_CHECKING:
@@ -42,6 +47,10 @@ NATIVE_TOOLS = {
 }
 #: output tokens per turn when the agent sets no max_tokens (the API requires a value)
 CLAUDE_MAX_TOKENS = 16384
+#: error types of a stream's `error` event that a plain request gets as a status the SDK
+#: retries (529, 500, 429, 504)
+RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error",
+                              "timeout_error"})
 
 
 class ClaudeAgent(ModelAgent):
@@ -51,8 +60,8 @@ class ClaudeAgent(ModelAgent):
         model: e.g. "claude-sonnet-4-5".
         api_key: defaults to $ANTHROPIC_API_KEY.
         base_url: the API's address; the SDK's default (Anthropic's own API) when None.
-        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
-        timeout: seconds per API request.
+        max_retries: retries of a failed request (see `ModelAgent`).
+        timeout: hud's wall-clock limit on each API request (see `ModelAgent`).
         thinking_budget: tokens of extended thinking per turn; off when None.
         native_tools: declare `bash` and `edit` as Anthropic's bash and text-editor tools;
             None means yes except for claude-3 models.
@@ -81,9 +90,11 @@ class ClaudeConversation(Conversation):
         import anthropic
 
         self.agent = agent
-        self.client = anthropic.AsyncAnthropic(api_key=agent.api_key, base_url=agent.base_url,
-                                               max_retries=agent.max_retries,
-                                               timeout=agent.timeout)
+        self.clock = Clock(agent.timeout, agent.max_retries, agent.base_url or "the Anthropic API")
+        self.client = anthropic.AsyncAnthropic(
+            api_key=agent.api_key, base_url=agent.base_url, max_retries=agent.max_retries,
+            timeout=self.clock.sdk_timeout,
+            http_client=self.clock.http_client(anthropic.DefaultAsyncHttpxClient))
         self.tools: list[dict[str, Any]] = []
         #: tool name on the wire -> our tool's name, for the native tools
         self.aliases: dict[str, str] = {}
@@ -116,9 +127,10 @@ class ClaudeConversation(Conversation):
         request = {"model": agent.model, "max_tokens": agent.max_tokens or CLAUDE_MAX_TOKENS,
                    "messages": self.messages, **options}
         if agent.stream:
-            message = await retrying(lambda: self._streamed(request), agent.max_retries)
+            message = await retrying(lambda retries: self._streamed(request, retries),
+                                     self.clock)
         else:
-            message = await self.client.messages.create(**request)
+            message = await self.clock.plain(lambda: self.client.messages.create(**request))
         self.messages.append({"role": "assistant",
                               "content": [_block_param(block) for block in message.content]})
         text = "".join(block.text for block in message.content if block.type == "text")
@@ -138,23 +150,27 @@ class ClaudeConversation(Conversation):
         return Turn(text=text, calls=calls, usage=usage, finish=message.stop_reason, stop=stop,
                     thinking=thinking)
 
-    async def _streamed(self, request: dict[str, Any]) -> Message:
-        """One streamed request, assembled by the SDK into the final Message."""
+    async def _streamed(self, request: dict[str, Any], retries: int) -> Message:
+        """One streamed request (its start tried `retries` more times by the SDK),
+        assembled by the SDK into the final Message."""
         import anthropic
 
         def report(exc: BaseException) -> BaseException:
-            # what the SDK raises when the same failure hits a non-streaming request
+            # what the SDK raises when the same failure hits a non-streaming request (a
+            # timeout never comes here: `reading` keeps it for hud's RequestTimeout)
             try:
                 sent = exc.request  # type: ignore[attr-defined]
             except (AttributeError, RuntimeError):  # httpx raises when it has none
                 sent = None
-            if isinstance(exc, http_errors("TimeoutException")):
-                return anthropic.APITimeoutError(request=sent)
             return anthropic.APIConnectionError(message=f"the stream broke off: {exc!r}",
                                                 request=sent)
 
         # entering the stream sends the request (the SDK retries that part)
-        async with self.client.messages.stream(**request) as stream, reading(http_errors(), report):
+        client = self.client.with_options(max_retries=retries)
+        async with (client.messages.stream(**request) as stream,
+                    reading(http_errors(), report, _retryable), self.clock.pacing() as pace):
+            async for _event in stream:
+                pace.progress()
             message = await stream.get_final_message()
             if message.stop_reason is None:
                 raise StreamEnded(f"the Claude stream ended before its message_delta event "
@@ -180,6 +196,16 @@ class ClaudeConversation(Conversation):
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether a stream's error event is one a plain request would have been retried on."""
+    import anthropic
+
+    if not isinstance(exc, anthropic.APIStatusError) or not isinstance(exc.body, dict):
+        return False
+    error = exc.body.get("error")
+    return isinstance(error, dict) and error.get("type") in RETRYABLE_ERRORS
 
 
 def _block_param(block: ContentBlock) -> dict[str, Any]:

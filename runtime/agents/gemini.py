@@ -15,7 +15,10 @@ Thought parts (`thought=True`, sent when thoughts are included) go in the trace.
 
 Streaming (`stream=True`): `client.aio.models.generate_content_stream`, its chunks merged
 by `hud.agents.streaming.assemble_gemini` into the response a plain request returns. The
-SDK retries the request until its first chunk; a stream cut after that is retried whole.
+SDK sends the request when the first chunk is read, and retries it until its headers; a
+stream cut after that is retried whole. A chunk counts as content for hud's limits
+(`hud.agents.deadlines`) when it carries a part, a finish reason or prompt feedback.
+The SDK's HTTP client is hud's (`Clock.http_client`), closed with the conversation.
 
 `google.genai` is imported when a conversation starts, never at `hud.agents` import time.
 """
@@ -25,7 +28,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn
-from hud.agents.streaming import assemble_gemini, http_errors, reading, retrying
+from hud.agents.deadlines import Clock, http_errors
+from hud.agents.streaming import assemble_gemini, reading, retrying
 from hud.agents.tools import Tool, ToolResult
 
 if TYPE_CHECKING:
@@ -44,8 +48,8 @@ class GeminiAgent(ModelAgent):
         model: e.g. "gemini-2.5-pro".
         api_key: defaults to $GEMINI_API_KEY, else $GOOGLE_API_KEY.
         base_url: the API's address; the SDK's default (Google's own API) when None.
-        max_retries: the SDK's retries of failed requests.
-        timeout: seconds per API request.
+        max_retries: retries of a failed request (see `ModelAgent`).
+        timeout: hud's wall-clock limit on each API request (see `ModelAgent`).
         **options: see `ModelAgent` (max_steps, system, max_tokens, tools).
 
     Raises:
@@ -67,9 +71,12 @@ class GeminiConversation(Conversation):
 
         self.agent = agent
         self.types = types
+        self.clock = Clock(agent.timeout, agent.max_retries, agent.base_url or "the Gemini API")
+        self.http = self.clock.http_client()
         http = types.HttpOptions(
-            base_url=agent.base_url, timeout=int(agent.timeout * 1000),
-            retry_options=types.HttpRetryOptions(attempts=agent.max_retries + 1))
+            base_url=agent.base_url, timeout=int(self.clock.sdk_timeout * 1000),
+            retry_options=types.HttpRetryOptions(attempts=agent.max_retries + 1),
+            httpx_async_client=self.http)
         self.client = genai.Client(api_key=agent.api_key, http_options=http).aio
         from hud.agents import gemini_computer
 
@@ -103,10 +110,10 @@ class GeminiConversation(Conversation):
 
     async def ask(self) -> Turn:
         if self.agent.stream:
-            response = await retrying(self._streamed, self.agent.max_retries)
+            response = await retrying(self._streamed, self.clock)
         else:
-            response = await self.client.models.generate_content(
-                model=self.agent.model, contents=self.contents, config=self.config)
+            response = await self.clock.plain(lambda: self.client.models.generate_content(
+                model=self.agent.model, contents=self.contents, config=self.config))
         usage: dict[str, int] = {}
         meta = response.usage_metadata
         if meta is not None:
@@ -155,15 +162,22 @@ class GeminiConversation(Conversation):
         return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish_name, stop=stop,
                     thinking=thinking)
 
-    async def _streamed(self) -> GenerateContentResponse:
-        """One streamed request, its chunks merged into one response."""
+    async def _streamed(self, retries: int) -> GenerateContentResponse:
+        """One streamed request (its start tried `retries` more times by the SDK), its
+        chunks merged into one response."""
+        types = self.types
+        config = self.config.model_copy(update={"http_options": types.HttpOptions(
+            retry_options=types.HttpRetryOptions(attempts=retries + 1))})
         stream = await self.client.models.generate_content_stream(
-            model=self.agent.model, contents=self.contents, config=self.config)
+            model=self.agent.model, contents=self.contents, config=config)
         try:
-            first = await anext(stream, None)  # the request goes out here; the SDK retries it
-            async with reading(http_errors()):
-                chunks = [first] if first is not None else []
-                chunks += [chunk async for chunk in stream]
+            # the request goes out with the first chunk read; the SDK retries its start
+            async with reading(http_errors()), self.clock.pacing(sent=False) as pace:
+                chunks: list[GenerateContentResponse] = []
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    if _carries_content(chunk):
+                        pace.progress()
                 return assemble_gemini(chunks)
         finally:  # a stream left early (a timeout, a cancelled rollout) lets its connection go
             close = getattr(stream, "aclose", None)
@@ -186,6 +200,14 @@ class GeminiConversation(Conversation):
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.http.aclose()  # the SDK leaves a client it was given open
+
+
+def _carries_content(chunk: GenerateContentResponse) -> bool:
+    """Whether a chunk carries part of the answer, not only usage counts."""
+    return chunk.prompt_feedback is not None or any(
+        candidate.finish_reason is not None or bool(candidate.content and candidate.content.parts)
+        for candidate in chunk.candidates or [])
 
 
 def gemini_computer_functions() -> tuple[str, ...]:

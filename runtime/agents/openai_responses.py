@@ -19,7 +19,9 @@ the terminal event (`response.completed`, or `response.incomplete` when cut at t
 limit, which the SDK's `responses.stream()` helper cannot finish on), with each output
 item as its `response.output_item.done` event gave it (the documented source of complete
 reasoning items). A `response.failed` or `error` event raises the SDK's `APIError`; a
-stream cut after it started is retried (see `hud.agents.streaming`).
+stream cut after it started is retried (see `hud.agents.streaming`). Every event but the
+status ones (`response.created`, `.queued`, `.in_progress`) and keep-alives counts as
+content for hud's limits (`hud.agents.deadlines`).
 
 `openai` is imported when a conversation starts, never at `hud.agents` import time.
 """
@@ -28,7 +30,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hud.agents.base import Conversation, ModelAgent, ToolCall, Turn, parse_arguments, png_base64
+from hud.agents.base import (
+    Conversation,
+    ModelAgent,
+    ToolCall,
+    Turn,
+    arguments_text,
+    parse_arguments,
+    png_base64,
+)
+from hud.agents.deadlines import Clock
 from hud.agents.streaming import CUT_HINT, StreamEnded, reading, retrying
 from hud.agents.tools import Tool, ToolResult
 
@@ -37,6 +48,9 @@ if TYPE_CHECKING:
     from openai.types.responses import Response, ResponseStreamEvent
 
 KEY_VARIABLE = "OPENAI_API_KEY"
+#: stream events that say the response is alive but carry none of it
+STATUS_EVENTS = frozenset({"response.created", "response.queued", "response.in_progress",
+                           "keepalive", "ping"})
 
 
 class OpenAIResponsesAgent(ModelAgent):
@@ -46,8 +60,8 @@ class OpenAIResponsesAgent(ModelAgent):
         model: e.g. "gpt-5" or "o4-mini".
         api_key: defaults to $OPENAI_API_KEY.
         base_url: the API's address; the SDK's default (OpenAI's own API) when None.
-        max_retries: the SDK's retries of failed requests (429, 5xx, connection errors).
-        timeout: seconds per API request.
+        max_retries: retries of a failed request (see `ModelAgent`).
+        timeout: hud's wall-clock limit on each API request (see `ModelAgent`).
         reasoning_effort: "low", "medium" or "high" for reasoning models; the API's default
             when None.
         store: whether OpenAI keeps the responses (`store`); reasoning items then travel
@@ -77,8 +91,11 @@ class ResponsesConversation(Conversation):
         import openai
 
         self.agent = agent
-        self.client = openai.AsyncOpenAI(api_key=agent.api_key, base_url=agent.base_url,
-                                         max_retries=agent.max_retries, timeout=agent.timeout)
+        self.clock = Clock(agent.timeout, agent.max_retries, agent.base_url or "the OpenAI API")
+        self.client = openai.AsyncOpenAI(
+            api_key=agent.api_key, base_url=agent.base_url, max_retries=agent.max_retries,
+            timeout=self.clock.sdk_timeout,
+            http_client=self.clock.http_client(openai.DefaultAsyncHttpxClient))
         from hud.agents import openai_computer
 
         self.tools = []
@@ -110,9 +127,10 @@ class ResponsesConversation(Conversation):
             options["include"] = ["reasoning.encrypted_content"]
         request = {"model": agent.model, "input": self.input, **options}
         if agent.stream:
-            response = await retrying(lambda: self._streamed(request), agent.max_retries)
+            response = await retrying(lambda retries: self._streamed(request, retries),
+                                      self.clock)
         else:
-            response = await self.client.responses.create(**request)
+            response = await self.clock.plain(lambda: self.client.responses.create(**request))
         texts: list[str] = []
         calls: list[ToolCall] = []
         thinking: list[str] = []
@@ -128,7 +146,7 @@ class ResponsesConversation(Conversation):
                         refused = True
             elif item.type == "function_call":
                 calls.append(ToolCall(item.call_id, item.name, parse_arguments(item.arguments),
-                                      item.arguments))
+                                      arguments_text(item.arguments)))
             elif item.type == "computer_call":
                 from hud.agents.openai_computer import to_hud
 
@@ -157,15 +175,19 @@ class ResponsesConversation(Conversation):
         return Turn(text="".join(texts), calls=calls, usage=usage, finish=finish, stop=stop,
                     thinking=thinking)
 
-    async def _streamed(self, request: dict[str, Any]) -> Response:
-        """One streamed request: the Response of its terminal event."""
+    async def _streamed(self, request: dict[str, Any], retries: int) -> Response:
+        """One streamed request (its start tried `retries` more times by the SDK): the
+        Response of its terminal event."""
         import openai
 
-        stream: AsyncStream[ResponseStreamEvent] = await self.client.responses.create(
+        client = self.client.with_options(max_retries=retries)
+        stream: AsyncStream[ResponseStreamEvent] = await client.responses.create(
             **request, stream=True)  # the SDK retries this
-        async with stream, reading((openai.APIConnectionError,)):
+        async with stream, reading((openai.APIConnectionError,)), self.clock.pacing() as pace:
             done: dict[int, Any] = {}
             async for event in stream:
+                if event.type not in STATUS_EVENTS:
+                    pace.progress()
                 if event.type == "response.output_item.done":
                     done[event.output_index] = event.item
                 elif event.type == "error":

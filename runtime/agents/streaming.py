@@ -18,20 +18,24 @@ that have no such helper usable here:
 
 Retries: the SDKs retry a request that fails before its response starts (connection
 refused, 429/5xx, no headers within the timeout), but none retries a stream that breaks
-off after that: no chunk within the timeout (the httpx read timeout is per chunk), a
-dropped connection, a body that ends before the provider's final event. A non-streaming
-request would have been retried there, so `retrying` tries the whole request again, up
-to the agent's `max_retries`, and then raises the failure as the SDK reports it.
+off after that: hud's limits on it (`hud.agents.deadlines`: no content within the
+timeout, the whole-request cap), a dropped connection, a body that ends before the
+provider's final event, a retryable error event in it (Anthropic's `overloaded_error`).
+A non-streaming request would have been retried there, so `retrying` tries the whole
+request again, in the same budget as the SDK's retries (1 + max_retries HTTP requests per
+model turn in all), and then raises the failure as the SDK reports it, or hud's
+`RequestTimeout` for a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hud.agents.deadlines import Clock, RequestTimeout, http_errors
 from hud.errors import HudError
 
 if TYPE_CHECKING:
@@ -64,46 +68,53 @@ class _Broken(Exception):  # control flow between `reading` and `retrying`
 @contextlib.asynccontextmanager
 async def reading(transient: tuple[type[BaseException], ...],
                   report: Callable[[BaseException], BaseException] | None = None,
+                  retryable: Callable[[BaseException], bool] | None = None,
                   ) -> AsyncIterator[None]:
-    """Mark the reading of a stream that has started: a `transient` failure in it (or a
-    `StreamEnded`) is retried by `retrying`; `report` turns a raw transport error into
-    the SDK's own error class, as its non-streaming path would raise it."""
+    """Mark the reading of a stream that has started: a `transient` failure in it, an
+    error `retryable` says the SDK would retry, a timeout or a `StreamEnded` is retried
+    by `retrying`; `report` turns a raw transport error into the SDK's own error class,
+    as its non-streaming path would raise it."""
     try:
         yield
-    except StreamEnded as exc:
+    except (StreamEnded, RequestTimeout) as exc:
         raise _Broken(exc) from exc
-    except transient as exc:
-        raise _Broken(report(exc) if report is not None else exc) from exc
+    except Exception as exc:
+        if isinstance(exc, http_errors("TimeoutException")):
+            raise _Broken(exc) from exc  # the SDK's own timeout, a backstop to hud's
+        if isinstance(exc, transient):
+            raise _Broken(report(exc) if report is not None else exc) from exc
+        if retryable is not None and retryable(exc):
+            raise _Broken(exc) from exc
+        raise
 
 
-async def retrying(attempt: Callable[[], Awaitable[T]], retries: int) -> T:
+async def retrying(attempt: Callable[[int], Awaitable[T]], clock: Clock) -> T:
     """Run `attempt` (one streamed request read to its end) until it does not break off,
-    at most `retries` more times, waiting a little longer before each.
+    waiting a little longer before each new try. `attempt` is given the retries the SDK
+    may still make of its request's start: every HTTP request sent counts against the
+    one budget of `clock.retries`.
 
     Raises:
-        Exception: the last broken stream's error (the SDK's timeout or connection
-            error, or `StreamEnded`); any other error of `attempt` at once.
+        RequestTimeout: the last try timed out (hud's limits, or the SDK's).
+        Exception: the last broken stream's error (the SDK's connection error, a
+            `StreamEnded`, a provider's error event); any other error of `attempt` at once.
     """
+    start = clock.sent
     tries = 0
-    while True:
-        try:
-            return await attempt()
-        except _Broken as broken:
-            if tries >= retries:
-                raise broken.error from broken.error.__cause__
-        await asyncio.sleep(min(MAX_BACKOFF, BACKOFF * 2 ** tries))
-        tries += 1
-
-
-def http_errors(name: str = "TransportError") -> tuple[type[BaseException], ...]:
-    """An error class of the SDKs' HTTP library, by name: "TransportError" (a read that
-    timed out, a connection that broke) or "TimeoutException" (httpx2 under the current
-    SDKs; httpx's too when it is installed)."""
-    found: list[type[BaseException]] = []
-    for module in ("httpx2", "httpx"):
-        with contextlib.suppress(ImportError):
-            found.append(getattr(importlib.import_module(module), name))
-    return tuple(found)
+    try:
+        while True:
+            try:
+                return await attempt(max(0, clock.retries - (clock.sent - start)))
+            except _Broken as broken:
+                if clock.sent - start > clock.retries or tries >= clock.retries:
+                    raise broken.error from broken.error.__cause__
+            await asyncio.sleep(min(MAX_BACKOFF, BACKOFF * 2 ** tries))
+            tries += 1
+    except Exception as exc:
+        expired = clock.expired(exc, start)
+        if expired is None:
+            raise
+        raise expired from exc
 
 
 def assemble_chat(chunks: list[dict[str, Any]]) -> ChatCompletion:
@@ -112,6 +123,12 @@ def assemble_chat(chunks: list[dict[str, Any]]) -> ChatCompletion:
     merged by `index` (by `id`, or onto the last call, when a server omits it), the
     first choice's finish reason, the usage of whichever chunk carried it.
 
+    A delta at an index already used starts a new call when it carries another id, or,
+    without an id, a name after the call's arguments were already whole JSON (Ollama
+    sends every parallel call at index 0). Arguments sent as a JSON object instead of
+    text are kept as that object (`parse_arguments` takes it as given); pieces of mixed
+    kinds are joined as text, which then does not parse (a tool error for the model).
+
     Raises:
         StreamEnded: no chunk gave a finish reason (the stream was cut).
     """
@@ -119,8 +136,8 @@ def assemble_chat(chunks: list[dict[str, Any]]) -> ChatCompletion:
 
     head: dict[str, Any] = {"id": "", "created": 0, "model": "", "object": "chat.completion"}
     texts: dict[str, list[str]] = {}
-    calls: list[dict[str, Any]] = []
-    by_index: dict[int, dict[str, Any]] = {}
+    calls: list[_ChatCall] = []
+    by_index: dict[int, _ChatCall] = {}
     finish: str | None = None
     usage: dict[str, Any] | None = None
     for chunk in chunks:
@@ -135,11 +152,8 @@ def assemble_chat(chunks: list[dict[str, Any]]) -> ChatCompletion:
                 if isinstance(delta.get(field), str):
                     texts.setdefault(field, []).append(delta[field])
             for part in delta.get("tool_calls") or []:
-                call = _chat_call(part, calls, by_index)
-                function = part.get("function") or {}
-                call["id"] = part.get("id") or call["id"]
-                call["function"]["name"] = function.get("name") or call["function"]["name"]
-                call["function"]["arguments"] += function.get("arguments") or ""
+                if isinstance(part, dict):
+                    _chat_call(part, calls, by_index).add(part)
             finish = choice.get("finish_reason") or finish
     if finish is None:
         raise StreamEnded(f"the Chat Completions stream ended after {len(chunks)} chunk(s) "
@@ -147,23 +161,78 @@ def assemble_chat(chunks: list[dict[str, Any]]) -> ChatCompletion:
     message: dict[str, Any] = {"role": "assistant", "content": None}
     message.update({field: "".join(parts) for field, parts in texts.items()})
     if calls:
-        message["tool_calls"] = calls
+        message["tool_calls"] = [call.wire() for call in calls]
     return ChatCompletion.construct(**head, usage=usage, choices=[
         {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}])
 
 
-def _chat_call(part: dict[str, Any], calls: list[dict[str, Any]],
-               by_index: dict[int, dict[str, Any]]) -> dict[str, Any]:
+class _ChatCall:
+    """One tool call being assembled from its deltas."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        #: the `arguments` of each delta, as sent (text pieces, or a whole object)
+        self.pieces: list[Any] = []
+
+    def add(self, part: dict[str, Any]) -> None:
+        function = part.get("function") or {}
+        self.id = part.get("id") or self.id
+        self.name = function.get("name") or self.name
+        if function.get("arguments") not in (None, ""):
+            self.pieces.append(function["arguments"])
+
+    def arguments(self) -> Any:
+        """The text pieces joined; a lone object as it is."""
+        if len(self.pieces) == 1 and not isinstance(self.pieces[0], str):
+            return self.pieces[0]
+        return "".join(p if isinstance(p, str) else json.dumps(p) for p in self.pieces)
+
+    def whole(self) -> bool:
+        """Whether the arguments so far are a complete JSON value."""
+        arguments = self.arguments()
+        if not isinstance(arguments, str):
+            return True
+        try:
+            json.loads(arguments)
+        except (ValueError, RecursionError):  # not JSON; nested past the parser's depth
+            return False
+        return True
+
+    def starts_another(self, part: dict[str, Any]) -> bool:
+        """Whether `part`, at this call's index, is the start of a different call: another
+        id; or, without one, a name once the arguments are whole JSON, when the part
+        brings arguments of its own or names another tool (a bare echo of the same name
+        is not a call)."""
+        if part.get("id"):
+            return bool(self.id) and part["id"] != self.id
+        function = part.get("function") or {}
+        name = function.get("name")
+        if not name or not self.pieces or not self.whole():
+            return False
+        return name != self.name or function.get("arguments") not in (None, "")
+
+    def wire(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": self.arguments()}}
+
+
+def _chat_call(part: dict[str, Any], calls: list[_ChatCall],
+               by_index: dict[int, _ChatCall]) -> _ChatCall:
     """The tool call a delta continues, made when it starts a new one."""
     index = part.get("index")
-    if isinstance(index, int) and index in by_index:
-        return by_index[index]
-    known = part.get("id") and next((c for c in calls if c["id"] == part["id"]), None)
+    current = by_index.get(index) if isinstance(index, int) else None
+    if current is not None and not current.starts_another(part):
+        return current
+    known = part.get("id") and next((c for c in calls if c.id == part["id"]), None)
     if known:
+        if isinstance(index, int):
+            by_index[index] = known
         return known
-    if index is None and calls and not part.get("id"):
+    if (index is None and calls and not part.get("id")
+            and not calls[-1].starts_another(part)):
         return calls[-1]
-    call = {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+    call = _ChatCall()
     calls.append(call)
     if isinstance(index, int):
         by_index[index] = call

@@ -18,6 +18,10 @@ Design decisions:
   28.x client work against a 20.10 engine (the client negotiates the API version down).
 - A failed build is reported as the step that failed (`Step 4/9 : RUN ...`) plus the tail
   of that step's output, not the whole log.
+- **A reference is never an option.** An image or container name from a user, a task
+  file, a Harbor task.toml or a label lands on docker's argv: `checked_ref` refuses one
+  that starts with `-` (docker would read `--help` as its own option), and the inspect
+  helpers put `--` before it as well.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hud.errors import DockerError, InfraError
+from hud.errors import ConfigError, DockerError, InfraError
 from hud.proc import Completed, arun, run
 
 BUILD_TIMEOUT = 3600.0
@@ -51,6 +55,23 @@ _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _ENGINE_DOWN = ("cannot connect to the docker daemon", "is the docker daemon running",
                 "error during connect")
 _checked: set[str] = set()
+#: what an image or container reference may hold: printable, no spaces (docker's own
+#: grammar is checked by docker; this only keeps a reference from being an option)
+_REF = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,1024}")
+
+
+def checked_ref(ref: str, what: str = "image") -> str:
+    """`ref` unchanged when it can be passed to docker as a reference, never as an option.
+
+    Raises:
+        ConfigError: it is empty, starts with '-', or holds spaces or control characters.
+    """
+    if ref.startswith("-") or not _REF.fullmatch(ref):
+        raise ConfigError(f"{what} reference {ref[:200]!r} is not one docker can take: it is "
+                          f"empty, starts with '-' (docker would read it as an option) or "
+                          f"holds spaces or control characters; name the {what} by its "
+                          f"name:tag or ID")
+    return ref
 
 
 def docker_bin() -> str:
@@ -285,10 +306,12 @@ def inspect_image(ref: str) -> dict[str, Any] | None:
     """`docker image inspect REF` as a dict, or None when there is no such image.
 
     Raises:
+        ConfigError: `ref` is not a reference (`checked_ref`: it starts with '-', ...).
         DockerError: the engine is unreachable.
     """
+    checked_ref(ref)
     ensure_engine()
-    done = docker("image", "inspect", ref)
+    done = docker("image", "inspect", "--", ref)
     if not done.ok:
         if "no such image" in done.stderr.lower() or "not found" in done.stderr.lower():
             return None

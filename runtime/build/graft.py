@@ -10,12 +10,16 @@ Debian base layer makes with apt and useradd (images/base/Dockerfile):
 
 - the users `agent` (uid 1000) and `hud-grader` (hud.build.accounts). The agent's login
   shell is the root's /bin/bash, else the carried bash.
-- /workspace (the agent's), /opt/hud/env (root's, 0700: the env's code and graders),
+- /workspace (the agent's: the uid and gid `agent` has, 1000 unless the root had its own
+  `agent` already), /opt/hud/env (root's, 0700: the env's code and graders),
   /var/lib/hud/grade (root's, 0711), /etc/hud/entrypoint.d.
-- for each program the runtime execs by name (hud.build.portable.TOOLS) that the root
-  lacks on the agent's PATH, a link /usr/local/bin/NAME -> /opt/hud/tools/NAME; OpenSSH's
+- for each program the runtime execs (hud.build.portable.TOOLS) that the root lacks on
+  the agent's PATH, a link /usr/local/bin/NAME -> /opt/hud/tools/NAME; OpenSSH's
   sftp-server where the ssh capability looks for it; /usr/local/bin/hud. A program the
-  root has is left alone: the agent and task code keep the image's own.
+  root has is left alone: the agent and task code keep the image's own. hud itself runs
+  the carried ones whatever the root has (hud.capabilities.programs looks in
+  /opt/hud/tools first), so a busybox `setpriv` or `timeout` lacking an option hud passes
+  is never what it runs.
 - a check that the runtime is self-contained on this root: every extension module hud
   carries is imported, and the build fails if a shared library came from outside
   /opt/hud (or one does not load at all).
@@ -31,7 +35,7 @@ import sysconfig
 import warnings
 from pathlib import Path
 
-from hud.build.accounts import AGENT_UID, Accounts
+from hud.build.accounts import AGENT, AGENT_UID, Accounts
 from hud.build.portable import PREFIX, SFTP_SERVER, TOOLS
 
 #: where the runtime looks programs up for the agent (hud.capabilities.users.USER_PATH)
@@ -71,12 +75,13 @@ def agent_shell(root: Path) -> str:
     return "/bin/bash" if os.path.exists(root / "bin" / "bash") else f"{LINKS_DIR}/bash"
 
 
-def make_folders(root: Path, agent_gid: int) -> None:
-    """The folders of the base layer, with their modes and owners."""
+def make_folders(root: Path, agent_uid: int, agent_gid: int) -> None:
+    """The folders of the base layer, with their modes and owners (the agent's ones to
+    `agent_uid`:`agent_gid`, the real agent's, as `install -d -o agent` gives them)."""
     for path, mode, agent in FOLDERS:
         where = root / path.lstrip("/")
         where.mkdir(parents=True, exist_ok=True)
-        os.chown(where, AGENT_UID if agent else 0, agent_gid if agent else 0)
+        os.chown(where, agent_uid if agent else 0, agent_gid if agent else 0)
         where.chmod(mode)
 
 
@@ -93,9 +98,9 @@ def graft(root: Path = Path("/"), prefix: str = PREFIX) -> list[str]:
     if accounts.add_grader():
         done.append("added user hud-grader")
     accounts.save()
-    agent = accounts.passwd.find("agent")
+    agent = accounts.passwd.find(AGENT)
     assert agent is not None
-    make_folders(root, int(agent[3]))
+    make_folders(root, int(agent[2]), int(agent[3]))
     return done
 
 

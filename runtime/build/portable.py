@@ -50,12 +50,15 @@ from hud.errors import InfraError
 from hud.proc import run
 
 PREFIX = "/opt/hud"
-#: programs the runtime execs by name on the agent's PATH (/usr/local/bin:/usr/bin:/bin),
-#: which a root may lack: carried in tools/ and linked into /usr/local/bin where it has
-#: none (hud.build.graft); name -> the Debian package it comes from
+#: programs the runtime execs, which a root may lack or have only in a form without the
+#: options hud passes (busybox): carried in tools/, where the runtime takes them from first
+#: (hud.capabilities.programs), and linked into /usr/local/bin, the agent's PATH, where the
+#: root has none (hud.build.graft); name -> the Debian package it comes from
 TOOLS: dict[str, str] = {
     # switches to the agent's and the grading user's uid (hud.capabilities.users)
     "setpriv": "util-linux",
+    # gives an interactive ssh session its terminal (`setsid --ctty`, hud.capabilities.shells)
+    "setsid": "util-linux",
     # puts the agent's and the grader's processes first in line for the OOM killer
     "choom": "util-linux",
     # bounds a grader's memory, processes and file sizes (hud.grading.bounded)

@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hud.capabilities.programs import program
 from hud.capabilities.service import Service, poll
 from hud.capabilities.users import User, release_path, resolve_user, spare_path
 from hud.capability import Capability
@@ -202,7 +203,7 @@ class DesktopCapability(Capability):
 
     async def _wm_ready(self) -> bool:
         # EWMH window managers announce themselves on the root window
-        done = await arun(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], timeout=5,
+        done = await arun([program("xprop"), "-root", "_NET_SUPPORTING_WM_CHECK"], timeout=5,
                           env={"DISPLAY": self.display, "PATH": os.environ.get("PATH", "")})
         return done.ok and "window id" in done.stdout
 
@@ -311,7 +312,7 @@ class DesktopCapability(Capability):
         """
         self._check_generation()
         user = self.user
-        done = await arun(user.argv(["xdotool", *args]), timeout=timeout,
+        done = await arun(user.argv([program("xdotool"), *args]), timeout=timeout,
                           env=user.environment(extra=self._env()))
         if not done.ok:
             raise InfraError(f"xdotool {' '.join(args)} failed (exit {done.code}): {done.tail()}")

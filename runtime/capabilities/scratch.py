@@ -31,6 +31,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 
+from hud.capabilities.programs import program
 from hud.capabilities.users import ROOT_PATH, User, spared_paths
 from hud.errors import ConfigError, InfraError
 from hud.proc import Completed, arun
@@ -41,8 +42,10 @@ log = logging.getLogger("hud.capabilities.ssh")
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 SKEL = "/etc/skel"
 STEP_TIMEOUT = 300.0
-# Root's half of the copy: pack the trusted source, pipe it to the agent's `tar -x`.
-_PACK = 'set -o pipefail; src=$1; shift; tar -C "$src" --exclude=__pycache__ -cf - . | "$@"'
+# Root's half of the copy: pack the trusted source, pipe it to the agent's `tar -x`. Every
+# program is a trusted absolute path (hud.capabilities.programs), tar's passed in as $1.
+_PACK = ('set -o pipefail; tar=$1; src=$2; shift 2; '
+         '"$tar" -C "$src" --exclude=__pycache__ -cf - . | "$@"')
 
 
 def _glob_quote(path: str) -> str:
@@ -84,10 +87,11 @@ async def empty(user: User, paths: Sequence[str], *, keep: Iterable[str] = (),
     # `chmod 555` folder would otherwise keep its files through every reset, and a later
     # setup could fail on it). Pre-order, one chmod per locked directory, so find can then
     # descend into it; only the user's own, and as the user, so a symlink gains nothing.
-    await as_user(user, ["find", *starts, "-xdev", "-type", "d", "-user", str(user.uid),
-                         "!", "-perm", "-u=rwx", "-exec", "chmod", "u+rwx", "{}", ";"],
+    find = program("find")
+    await as_user(user, [find, *starts, "-xdev", "-type", "d", "-user", str(user.uid),
+                         "!", "-perm", "-u=rwx", "-exec", program("chmod"), "u+rwx", "{}", ";"],
                   timeout=timeout)
-    return await as_user(user, ["find", *starts, "-xdev", "-mindepth", "1",
+    return await as_user(user, [find, *starts, "-xdev", "-mindepth", "1",
                                 *_keep_args(starts, keep), "-delete"], timeout=timeout)
 
 
@@ -106,10 +110,11 @@ async def fill(user: User, root: str, source: str | os.PathLike[str], *,
     if not os.path.isdir(src):
         raise ConfigError(f"cannot copy {src!r} into the workspace: it is not a directory; "
                           f"pass a folder of the env (e.g. Path(__file__).parent / 'project')")
-    unpack = user.argv(["tar", "-x", "-f", "-", "-C", root, "--no-same-owner",
+    tar = program("tar")
+    unpack = user.argv([tar, "-x", "-f", "-", "-C", root, "--no-same-owner",
                         "--no-same-permissions", "--no-overwrite-dir"])
-    done = await arun(["bash", "-c", _PACK, "hud-fill", src, *unpack], timeout=timeout,
-                      env={"PATH": ROOT_PATH, "LANG": "C.UTF-8"}, cwd="/")
+    done = await arun([program("bash"), "-c", _PACK, "hud-fill", tar, src, *unpack],
+                      timeout=timeout, env={"PATH": ROOT_PATH, "LANG": "C.UTF-8"}, cwd="/")
     if not done.ok:
         raise InfraError(f"copying {src!r} into {root!r} as {user.name} failed (exit "
                          f"{done.code}): {done.tail(5)}; the workspace root must belong to "
@@ -153,7 +158,7 @@ async def clear_scratch(user: User, dirs: Sequence[str] = SCRATCH_DIRS, *,
                          f"the output limit and was killed; they may not be clear")
     if home_too and os.path.isdir(skel):
         # plain -R: the home keeps its own mode; new files get skel's minus the umask
-        copied = await as_user(user, ["cp", "-R", f"{skel}/.", user.home])
+        copied = await as_user(user, [program("cp"), "-R", f"{skel}/.", user.home])
         if not copied.ok:
             log.warning("resetting %s from %s: %s", user.home, skel, copied.tail(3))
     return cleared

@@ -40,6 +40,7 @@ from typing import IO, Any
 import asyncssh
 from asyncssh.constants import EXTENDED_DATA_STDERR
 
+from hud.capabilities.programs import program
 from hud.capabilities.users import User
 
 log = logging.getLogger("hud.capabilities.ssh")
@@ -192,7 +193,7 @@ class Shells:
                         os.fchown(slave, self.user.uid, -1)
                     # setsid(1) does not fork (the child is no group leader): the pty
                     # becomes the new session's controlling terminal, so ^C and jobs work.
-                    proc = self._spawn(["setsid", "--ctty", *argv], term=term,
+                    proc = self._spawn([program("setsid"), "--ctty", *argv], term=term,
                                        stdin=slave, stdout=slave, stderr=slave)
                 finally:
                     os.close(slave)

@@ -30,7 +30,8 @@ Design decisions:
   (`await ws.reset(source)`).
 - **Template code** runs commands through the one subprocess helper (`hud.proc.arun`),
   wrapped in `setpriv` for the user and `timeout(1)`, which kills the command's whole
-  process group at the deadline; output is bounded (`limit`), so a command flooding it
+  process group at the deadline (both trusted absolute paths, hud.capabilities.programs:
+  never the `timeout` a PATH the agent can write names); output is bounded (`limit`), so a command flooding it
   cannot grow the daemon.
 """
 
@@ -46,6 +47,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from hud.capabilities.activation import FirstConnection, loopback_listener
+from hud.capabilities.programs import program
 from hud.capabilities.scratch import SCRATCH_DIRS, clear_scratch, empty, fill
 from hud.capabilities.users import User, kill_processes, resolve_user
 from hud.capability import Capability
@@ -371,12 +373,14 @@ class Workspace(Capability):
 
         Raises:
             ConfigError: the user does not exist or cannot be switched to.
-            InfraError: the command could not be started, or ignored the kill.
+            InfraError: the command could not be started, or ignored the kill, or no
+                trusted `timeout` is installed (hud.capabilities.programs).
         """
         who = self.user if user is None else resolve_user(user)
         argv = [who.shell, "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        # timeout(1) runs the command in its own process group and kills the whole group.
-        wrapped = who.argv(["timeout", "--kill-after=2", f"{timeout:g}", *argv])
+        # timeout(1) runs the command in its own process group and kills the whole group;
+        # a trusted absolute path: as root, PATH may name a folder the agent writes
+        wrapped = who.argv([program("timeout"), "--kill-after=2", f"{timeout:g}", *argv])
         started = time.monotonic()
         done = await arun(
             wrapped,

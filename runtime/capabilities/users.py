@@ -8,6 +8,10 @@ all go through this module so that the same four promises hold everywhere:
   kernel sees a real login identity (supplementary groups included) and every permission
   check is the kernel's. `setpriv` rather than `preexec_fn`: it keeps fork+exec free of
   Python code in the child, which is unsafe once threads exist.
+- **Trusted helpers.** `choom` and `setpriv` run as root, so they are never looked up in
+  the child's PATH (for a Harbor env, the task image's, which may hold a folder the agent
+  owns): `hud.capabilities.programs` resolves them once to root-owned absolute paths
+  (hud's carried tools first).
 - **Expendable before the daemon.** Before `setpriv`, a `choom -n 1000` prefix (still as
   root) gives the process, and every child (they inherit it), the highest OOM score: the
   kernel's OOM killer takes the agent's processes before `hud serve`. Where root holds
@@ -37,6 +41,7 @@ import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hud.capabilities.programs import program
 from hud.errors import ConfigError
 
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -103,13 +108,18 @@ class User:
         `choom` comes first, while still root, so the score is set with the daemon's
         privileges; `setpriv` then switches the uid. For the daemon's own user `argv` is
         returned unchanged (no isolation is asked for; a missing program stays a
-        FileNotFoundError from the spawn).
+        FileNotFoundError from the spawn). Both helpers are trusted absolute paths
+        (`hud.capabilities.programs`), never looked up in the child's PATH; `argv[0]` is
+        looked up by setpriv after the switch, as the user, in its PATH.
+
+        Raises:
+            InfraError: no trusted `choom` or `setpriv` is installed.
         """
         argv = list(argv)
         if not self.switch:
             return argv
-        return [CHOOM, "-n", str(OOM_SCORE_ADJ), "--", SETPRIV, f"--reuid={self.uid}",
-                f"--regid={self.gid}", "--init-groups", "--", *argv]
+        return [program(CHOOM), "-n", str(OOM_SCORE_ADJ), "--", program(SETPRIV),
+                f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
 
 
 DEFAULT_AGENT = "agent"

@@ -19,12 +19,18 @@ serves at once (default 1).
 
 A bad manifest is a `ProtocolError` that names the source, the field and the value, and
 the host uses nothing from it.
+
+`loads` parses any untrusted JSON text (a label, a task file, a lock, a container's
+`hud manifest` output): a document nested deeper than `MAX_DEPTH` is a `ValueError` like
+any other malformed one, never the `RecursionError` the parser (or a later walk of the
+value) would raise.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import struct
 from typing import Any, TypeVar
@@ -46,6 +52,8 @@ ABS_PATH = re.compile(r"/[\x20-\x7e]{0,4095}")
 URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,255}")
 PRINTABLE = re.compile(r"[\x20-\x7e\u00a0-\uffff]{0,256}")
 MAX_BINDINGS = 64
+#: the deepest nesting of arrays and objects `loads` accepts (a task's args included)
+MAX_DEPTH = 100
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -191,6 +199,45 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
     return found
 
 
+def depth(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH:  # no need to walk past the limit
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+class TooDeep(ValueError):
+    """Untrusted JSON that nests arrays and objects deeper than `MAX_DEPTH`."""
+
+
+def loads(text: str | bytes) -> Any:
+    """Untrusted JSON text, parsed.
+
+    Raises:
+        TooDeep: it nests arrays and objects deeper than `MAX_DEPTH` (a ValueError).
+        ValueError: it is not JSON.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = depth(value) > MAX_DEPTH
+    if deep:
+        raise TooDeep(f"its arrays and objects nest deeper than {MAX_DEPTH} levels, "
+                         f"more than hud reads")
+    return value
+
+
 def parse_manifest(data: Any, source: str) -> dict[str, Any]:
     """The manifest `data` from `source`, validated; what the host may use of it.
 
@@ -206,6 +253,10 @@ def parse_manifest(data: Any, source: str) -> dict[str, Any]:
             the field and the value.
     """
     problems: list[str] = []
+    if depth(data) > MAX_DEPTH:
+        raise ProtocolError(INVALID_REQUEST, f"{source} sent a manifest nested deeper than "
+                            f"{MAX_DEPTH} levels, so nothing in it was used; do not run an "
+                            f"image you do not trust")
     try:
         manifest = HostManifest.model_validate(data)
     except ValidationError as exc:

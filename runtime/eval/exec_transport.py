@@ -65,7 +65,7 @@ class ExecTransport:
     """
 
     def __init__(self, container: str, docker: str | None = None) -> None:
-        self.container = container
+        self.container = hd.checked_ref(container, "container")  # never a docker option
         self.docker = docker
         self._proc: asyncio.subprocess.Process | None = None
         self._mux: MuxConnection | None = None

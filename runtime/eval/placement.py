@@ -60,6 +60,35 @@ NETWORK_LABEL = "org.hud.network"
 DEFAULT_PIDS_LIMIT = 1024
 
 
+def shared_network(network: str) -> str | None:
+    """What `network` would share with the agent when it is not a network of its own:
+    `host` (the host's network namespace: its loopback services, `hud view`, attached
+    daemons, a cloud metadata endpoint) or `container:X` (another container's, another
+    rollout's); None for a network proper (none, bridge, a user-defined one)."""
+    if network == "host":
+        return "the host's network namespace (every service on its loopback)"
+    if network.startswith("container:"):
+        return f"the network namespace of container {network.split(':', 1)[1]!r}"
+    return None
+
+
+def check_network(network: str, allow_shared: bool = False) -> None:
+    """Refuse a rollout network that shares a namespace with the host or another
+    container, unless `allow_shared` (`--allow-shared-network`) says so.
+
+    Raises:
+        ConfigError: naming the network, what it would expose and the opt-in.
+    """
+    shared = shared_network(network)
+    if network.startswith("-") or not network:
+        raise ConfigError(f"network {network!r} is not a docker network name; pass none, "
+                          f"bridge or a network of yours")
+    if shared and not allow_shared:
+        raise ConfigError(f"network {network!r} gives the agent {shared}; use none (the "
+                          f"default) or bridge, or, if the agent may reach all of that, say "
+                          f"so with allow_shared_network=True (--allow-shared-network)")
+
+
 class LocalPlacement(Placement):
     """The environment in this process, behind a private unix socket."""
 
@@ -159,6 +188,9 @@ class DockerPlacement(Placement):
             no limit. The default, 1024, fits a shell, a browser and a test suite.
         extra_args: more `docker run` options, added last.
         ready_timeout: seconds for the container's daemon to answer `hello`.
+        allow_shared_network: let `network` be `host` or `container:X`, which give the
+            agent the host's or that container's network namespace (`check_network`);
+            refused at `open()` without it.
         docker: the docker client for this placement [default: `$HUD_DOCKER`, else
             `docker` on PATH].
     """
@@ -176,7 +208,9 @@ class DockerPlacement(Placement):
         extra_args: list[str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
         docker: str | None = None,
+        allow_shared_network: bool = False,
     ) -> None:
+        hd.checked_ref(image)
         self.image = image
         self.network = network
         self.cpus = cpus
@@ -185,6 +219,7 @@ class DockerPlacement(Placement):
         self.extra_args = list(extra_args or [])
         self.ready_timeout = ready_timeout
         self._docker = docker
+        self.allow_shared_network = allow_shared_network
         self._removing: list[subprocess.Popen[bytes]] = []
         self._network_checked = False
 
@@ -278,9 +313,11 @@ class DockerPlacement(Placement):
 
     async def _check_network(self) -> None:
         """Refuse a network the image's NETWORK_LABEL forbids (asked once per placement,
-        and only for a network other than `none`, which every image may have)."""
+        and only for a network other than `none`, which every image may have), and a
+        shared one (`check_network`) unless allowed."""
         if self.network == "none" or self._network_checked:
             return
+        check_network(self.network, self.allow_shared_network)
         info = await asyncio.to_thread(hd.inspect_image, self.image)
         labels = ((info or {}).get("Config") or {}).get("Labels") or {}
         required = labels.get(NETWORK_LABEL)
@@ -342,6 +379,8 @@ class AttachPlacement(Placement):
 
     def __init__(self, target: str, token: str | None = None, docker: str | None = None,
                  *, gate: bool = True) -> None:
+        if not target.startswith("tcp://"):
+            hd.checked_ref(target, "container")  # never a docker option
         self.target = target
         self.token = token
         self.docker = docker

@@ -16,19 +16,20 @@ host that lacks them. A directory without a lock evaluated on an image, a contai
 daemon (`--runtime`) takes the tasks from there. A `.py` file other than a directory's
 own module is a task list written in Python: it is imported.
 
-Every manifest read here is untrusted input (`hud.clients.untrusted.parse_manifest`, then
-strict task rows), whoever built the image.
+Every manifest read here is untrusted input (`hud.clients.untrusted.loads`, which refuses
+absurdly deep JSON, and `parse_manifest`, then strict task rows), whoever built the image,
+and every image or container name is checked before it reaches docker's argv
+(`hud.build.docker.checked_ref`: never an option).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hud.build import docker as hd
-from hud.clients.untrusted import parse_manifest
+from hud.clients.untrusted import loads, parse_manifest
 from hud.errors import ConfigError, DockerError, HudError, InfraError, ProtocolError
 from hud.eval.placement import AttachPlacement, DockerPlacement, Placement
 from hud.eval.taskfile import ImageRef, drift_warning, manifest_rows
@@ -114,7 +115,7 @@ def lock_listing(lock: Path, source: Path) -> Listing:
     """
     fix = f"run `hud build {lock.parent}` again"
     try:
-        data = json.loads(lock.read_text(encoding="utf-8"))
+        data = loads(lock.read_text(encoding="utf-8"))
         image = str(data.get("tag") or data["image"])
         env = data["env"]["name"]
         items = list(data.get("tasks", []))
@@ -152,10 +153,10 @@ def _labelled(ref: str, info: dict[str, Any]) -> Listing:
                           f"unknown; build it with `hud build`, or pass a task file (.jsonl)")
     source = f"image {ref!r}"
     try:
-        data = json.loads(labels[MANIFEST_LABEL])
+        data = loads(labels[MANIFEST_LABEL])
     except ValueError as exc:
-        raise ConfigError(f"{source}'s {MANIFEST_LABEL} label is not JSON ({exc}); rebuild "
-                          f"it with `hud build`") from None
+        raise ConfigError(f"{source}'s {MANIFEST_LABEL} label is not JSON hud reads ({exc}); "
+                          f"rebuild it with `hud build`") from None
     return _manifest_listing(parse_manifest(data, source), source,
                              ImageRef(ref, str(info.get("Id") or "") or None, source))
 
@@ -165,30 +166,32 @@ def container_listing(name: str) -> Listing | None:
     container has that name.
 
     Raises:
-        ConfigError: the container exists but is not running.
+        ConfigError: the container exists but is not running, or `name` is no reference.
         InfraError: its daemon did not answer `hud manifest`.
         ProtocolError: the manifest is invalid.
     """
-    done = hd.docker("container", "inspect", name)
+    hd.checked_ref(name, "container")
+    done = hd.docker("container", "inspect", "--", name)
     if not done.ok:
         if "no such" in done.stderr.lower() or "not found" in done.stderr.lower():
             return None
         raise DockerError(f"docker container inspect {name} failed: {done.tail(3)}")
-    info = (json.loads(done.stdout or "[]") or [{}])[0]
+    info = (loads(done.stdout or "[]") or [{}])[0]
     state = info.get("State") or {}
     if not state.get("Running"):
         raise ConfigError(f"container {name!r} is not running (status "
                           f"{state.get('Status', '?')}); start it (`docker start {name}`) or "
                           f"evaluate its image: hud eval {(info.get('Config') or {}).get('Image', 'IMAGE')}")
     source = f"container {name!r}"
-    done = hd.docker("exec", name, "hud", "manifest", timeout=LIST_TIMEOUT)
+    done = hd.docker("exec", "--", name, "hud", "manifest", timeout=LIST_TIMEOUT)
     if not done.ok:
         raise InfraError(f"{source} did not list its tasks (`hud manifest` exited {done.code}: "
                          f"{done.tail(3)}); is it a hud image? `docker logs {name}` shows why")
     try:
-        data = json.loads(done.stdout)
+        data = loads(done.stdout)
     except ValueError as exc:
-        raise InfraError(f"{source} answered `hud manifest` with no JSON ({exc})") from None
+        raise ConfigError(f"{source} answered `hud manifest` with no usable JSON ({exc}); is "
+                          f"it a hud image you trust?") from None
     image = ImageRef(str((info.get("Config") or {}).get("Image") or info.get("Image")),
                      info.get("Image"), source)
     listing = _manifest_listing(parse_manifest(data, source), source, image)
@@ -261,9 +264,10 @@ def _manifest_listing(manifest: dict[str, Any], source: str, image: ImageRef | N
 
 
 def image_drift(images: list[ImageRef], placement: Placement) -> str | None:
-    """The warning line (hud.eval.taskfile.drift_warning) when `placement` runs another
-    image than `images`, the ones the tasks were listed from; None when it runs one of
-    them, nothing was recorded, or the placement runs no image hud can ask about.
+    """The warning lines (hud.eval.taskfile.drift_warning) when `placement` runs another
+    image than any of `images`, the ones the tasks were listed from (one line per image
+    that differs); None when it runs every one of them, nothing was recorded, or the
+    placement runs no image hud can ask about.
 
     Raises:
         ConfigError: the docker placement's image is not on this host.
@@ -298,7 +302,8 @@ def image_id(ref: str) -> str | None:
 def container_image_id(name: str) -> str | None:
     """The ID of the image a container runs; None when it cannot be told."""
     try:
-        done = hd.docker("container", "inspect", "--format", "{{.Image}}", name)
+        done = hd.docker("container", "inspect", "--format", "{{.Image}}", "--",
+                         hd.checked_ref(name, "container"))
     except HudError:
         return None
     if not done.ok:

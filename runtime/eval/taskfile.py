@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hud.clients.untrusted import PRINTABLE
+from hud.clients.untrusted import PRINTABLE, TooDeep, loads
 from hud.errors import ConfigError, ProtocolError
 from hud.task import Task
 from hud.wire import INVALID_REQUEST
@@ -131,7 +131,9 @@ def read_rows(path: str | Path) -> list[TaskRow]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read task file {path}: {exc}") from exc
     try:
-        whole = json.loads(text) if text.strip() else []
+        whole = loads(text) if text.strip() else []
+    except TooDeep as exc:
+        raise ConfigError(f"task file {path} is refused: {exc}; {EXPORT_FIX}") from None
     except ValueError:
         whole = None  # not one JSON document: JSON Lines
     if isinstance(whole, dict) and isinstance(whole.get("tasks"), list):
@@ -143,7 +145,9 @@ def read_rows(path: str | Path) -> list[TaskRow]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = loads(line)
+        except TooDeep as exc:
+            raise ConfigError(f"{path} line {line_no} is refused: {exc}; {EXPORT_FIX}") from None
         except ValueError as exc:
             raise ConfigError(f"{path} line {line_no} is not JSON ({exc}): {line[:80]!r}; a "
                               f"task file has one JSON object per line, {ROW_EXAMPLE}; "
@@ -201,13 +205,18 @@ def manifest_rows(manifest: dict[str, Any], source: str,
 
 def drift_warning(recorded: Iterable[ImageRef], ref: str, current: str, *,
                   container: bool = False) -> str | None:
-    """One line when what runs (image `ref`, or the image of container `ref`, now ID
-    `current`) is not the image the tasks were listed from, naming both IDs and the fix;
-    None when it is (or no ID was recorded)."""
-    known = [image for image in recorded if image.id]
-    if not known or any(image.id == current for image in known):
+    """One line for each image the tasks were listed from (`recorded`, per task) whose
+    ID is not `current`, the ID of what runs (image `ref`, or the image of container
+    `ref`), naming both IDs and the fix; None when every recorded ID is `current` (or
+    none was recorded). Tasks listed from the running image do not excuse the others."""
+    stale = list({(image.ref, image.id): image for image in recorded
+                  if image.id and image.id != current}.values())
+    if not stale:
         return None
-    then = known[0]
+    return "\n".join(_drift_line(then, ref, current, container) for then in stale)
+
+
+def _drift_line(then: ImageRef, ref: str, current: str, container: bool) -> str:
     if container:
         now = f"container {ref} runs {_short(current)}"
     else:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 
 from hud.agents.context import Agent
@@ -149,7 +150,8 @@ class Taskset:
         path = Path(source)
         if path.suffix in (".json", ".jsonl"):
             return cls.from_file(path)
-        listing = resolve(str(source), runtime)
+        ray = runtime == "ray" or str(runtime).startswith("ray://")  # lists as docker does
+        listing = resolve(str(source), "docker" if ray else runtime)
         if listing.load is not None:
             from hud.serve.loader import load_environment
 
@@ -274,7 +276,8 @@ class Taskset:
         )
 
     def placement(self, runtime: str | Placement | None) -> Placement:
-        """Resolve `runtime=`: None, "local", "docker", "docker:IMAGE", a container, a URL.
+        """Resolve `runtime=`: None, "local", "docker", "docker:IMAGE", a container, a URL,
+        "ray" or "ray://HOST:PORT" (hud.eval.ray).
 
         Raises:
             ConfigError: the runtime cannot be resolved for these tasks.
@@ -285,17 +288,21 @@ class Taskset:
             return self.default_placement()
         if runtime == "local":
             return LocalPlacement(self._environment())
+        if runtime == "ray" or runtime.startswith("ray://"):  # hud.eval.ray
+            from hud.eval.ray.placement import RayPlacement
+            return RayPlacement(self._run_image(runtime), runtime)
         if runtime == "docker":
-            image = self._built_image() or self._image()
-            if image is not None:
-                return DockerPlacement(image)
-            names = {t.env for t in self.tasks}
-            if len(names) != 1:
-                raise ConfigError("runtime='docker' needs one environment; use docker:IMAGE")
-            return DockerPlacement(names.pop())
+            return DockerPlacement(self._run_image(runtime))
         if runtime.startswith("docker:"):
             return DockerPlacement(runtime.split(":", 1)[1])
         return AttachPlacement(runtime)
+
+    def _run_image(self, runtime: str) -> str:
+        """The image to run: the built or listed one, else the one env's name."""
+        image, names = self._built_image() or self._image(), {t.env for t in self.tasks}
+        if image is None and len(names) != 1:
+            raise ConfigError(f"runtime={runtime!r} needs one environment; use docker:IMAGE")
+        return image or names.pop()
 
     def image_warning(self, placement: Placement) -> str | None:
         """One line when `placement` runs another image than the one the tasks were
@@ -327,6 +334,9 @@ class Taskset:
             raise ConfigError("the taskset is empty: nothing to run")
         placement = self.placement(runtime)
         check_warm(warm, placement)
+        remote = getattr(placement, "remote_rollout", None)  # whole rollouts elsewhere (ray)
+        if warm and remote is not None:
+            raise ConfigError(f"warm={warm}: {placement.describe()} has no pool; use warm=0")
         job_id = _new_job_id()
         total = len(self.tasks) * group
         inner = placement
@@ -347,9 +357,9 @@ class Taskset:
                         return  # the pool gave up: the job raises its error
                     pool.expect(1)  # the retry is demand: start its environment now
                 async with limit:
-                    run: Run = await run_rollout(task, agent, placement, job_id=job.id,
-                                                 group_id=group_id, index=index, attempt=attempt,
-                                                 timeout=timeout, max_steps=max_steps)
+                    run: Run = await (remote or partial(run_rollout, placement=placement))(
+                        task, agent, job_id=job.id, group_id=group_id, index=index,
+                        attempt=attempt, timeout=timeout, max_steps=max_steps)
                 job.runs.append(run)
                 nonlocal saved
                 if time.monotonic() - saved >= JOB_SAVE_EVERY:  # not per run: O(n) each

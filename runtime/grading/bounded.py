@@ -7,6 +7,8 @@ The process side of the grading sandbox (hud.grading.sandbox adds the identity a
   kernel's OOM killer, ahead of the daemon; `prlimit` bounds its address space, processes
   (per uid), file size and open files, with no core dumps; `setpriv --no-new-privs` keeps
   setuid programs from raising it back. Each of them execs the next: one pid throughout.
+  They run as root, so each is a trusted absolute path (hud.capabilities.programs), never
+  looked up in the child's PATH.
 - **Wall time.** At the deadline the caller's `end(pid)` kills the process group and
   whatever else it owns (for the sandbox: every process of the grading uid).
 - **Output read incrementally.** stdout, stderr and the result channel are each kept up
@@ -23,10 +25,10 @@ import contextlib
 import logging
 import os
 import resource
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from hud.capabilities.programs import program
 from hud.errors import ConfigError, InfraError
 
 log = logging.getLogger("hud.grading.bounded")
@@ -93,8 +95,14 @@ def size_text(size: int) -> str:
 
 
 def check_tools() -> None:
-    """Raises ConfigError naming the package when choom, prlimit or setpriv is missing."""
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+    """Raises ConfigError naming the package when no trusted choom, prlimit or setpriv
+    is installed (hud.capabilities.programs)."""
+    missing = []
+    for tool in TOOLS:
+        try:
+            program(tool)
+        except InfraError:
+            missing.append(tool)
     if missing:
         raise ConfigError(f"bounded runs need {', '.join(missing)} (from util-linux, in the "
                           f"hud base image): apt-get install util-linux")
@@ -130,8 +138,8 @@ def _prefix(limits: Limits) -> list[str]:
         f"--nofile={_limit(resource.RLIMIT_NOFILE, 256)}",
         "--core=0",
     ]
-    return ["choom", "-n", "1000", "--", "prlimit", *rlimits, "--",
-            "setpriv", "--no-new-privs", "--"]
+    return [program("choom"), "-n", "1000", "--", program("prlimit"), *rlimits, "--",
+            program("setpriv"), "--no-new-privs", "--"]
 
 
 async def run(argv: Sequence[str], *, limits: Limits, env: Mapping[str, str], cwd: str,

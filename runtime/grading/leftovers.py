@@ -24,6 +24,7 @@ import os
 import stat
 from collections.abc import Sequence
 
+from hud.capabilities.programs import program
 from hud.capabilities.users import User
 from hud.errors import InfraError
 from hud.nofollow import MAX_ENTRIES, Refused, open_dir, remove_at, walk
@@ -118,8 +119,8 @@ def remove_ipc(user: User) -> int:
         if ids:
             args = [part for object_id in ids for part in (flag, object_id)]
             with contextlib.suppress(InfraError):
-                done = run(user.argv(["ipcrm", *args]), timeout=10, env=user.environment(),
-                           cwd="/")
+                done = run(user.argv([program("ipcrm"), *args]), timeout=10,
+                           env=user.environment(), cwd="/")
                 if not done.ok:
                     log.warning("removing %s's System V %s objects: %s", user.name, kind,
                                 done.tail(3))

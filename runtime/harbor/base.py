@@ -10,7 +10,10 @@ image before it builds the hud layers. For a directory with a `harbor.json` it:
    image's WORKDIR and environment in /etc/hud/harbor/image.json (the runtime's layer
    resets both; hud.harbor.env gives them back to the agent and the verifier) and gives
    the workdir to uid 1000, hud's `agent` user, at build time, when no agent exists to
-   plant a symlink in it;
+   plant a symlink in it. Never what root executes: a workdir that is, holds or lies in
+   a system folder or one on root's PATH (/usr/local/bin, /opt/hud, /etc/...) is refused
+   with a ConfigError (`root_location`); `/` and the bare top-level folders (/home,
+   /srv, /tmp, ...) are left root's, as they were;
 3. returns that image: hud adds its runtime onto it (`--base-image`) and then the env.
 
 Any other directory returns the caller's base image unchanged. A Dockerfile that fails,
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hud.build.docker import build, inspect_image
+from hud.capabilities.users import ROOT_PATH
 from hud.errors import ConfigError, DockerError
 from hud.harbor.config import ENVIRONMENT, IMAGE_INFO, SPEC_FILE, EnvSpec, read_spec
 
@@ -53,9 +57,54 @@ SYSTEM_DIRS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", 
                          "/usr", "/var"})
 
 
+#: what root executes or hud's runtime keeps: never given to the agent, nor any folder in
+#: or above one (every folder on root's PATH is among them, and /lib*)
+ROOT_LOCATIONS = tuple(dict.fromkeys([
+    "/usr", "/opt/hud", "/etc", "/var/lib", "/bin", "/sbin", "/boot", "/root", "/proc",
+    "/sys", "/dev", "/run", *ROOT_PATH.split(":")]))
+
+
+def root_location(workdir: str) -> str | None:
+    """The system or root-executed location that `workdir` is, holds, or lies inside
+    (`ROOT_LOCATIONS`, or a top-level /lib* folder), said as "is /usr/local/bin" or
+    "lies inside /usr"; None when it has nothing to do with one."""
+    path = os.path.normpath(workdir)
+    top = "/" + path.split("/")[1] if path != "/" else "/"
+    # the most precise first: /usr/local/bin/x lies inside /usr/local/bin, not just /usr
+    locations = sorted(ROOT_LOCATIONS + ((top,) if top.startswith("/lib") else ()),
+                       key=len, reverse=True)
+    for location in locations:
+        if path == location:
+            return f"is {location}"
+        if path.startswith(location + "/"):
+            return f"lies inside {location}"
+    held = [location for location in locations if location.startswith(path.rstrip("/") + "/")]
+    return f"holds {held[-1]}" if held else None
+
+
 def agent_may_own(workdir: str) -> bool:
-    """Whether the build gives `workdir` to the agent: not `/` nor a system folder."""
-    return os.path.normpath(workdir) not in SYSTEM_DIRS
+    """Whether the build gives `workdir` to the agent: not `/`, a top-level system
+    folder, nor anything root executes (`root_location`)."""
+    return os.path.normpath(workdir) not in SYSTEM_DIRS and root_location(workdir) is None
+
+
+def check_workdir(workdir: str, where: str) -> None:
+    """Refuse a workdir that `hud build` would give to the agent although root executes
+    from it (it is, holds or lies inside such a folder; `/` and the bare top-level folders
+    are only left root's).
+
+    Raises:
+        ConfigError: naming the value, where it came from, and the fix.
+    """
+    path = os.path.normpath(workdir)
+    relation = root_location(path)
+    if relation is None or path in SYSTEM_DIRS:
+        return
+    raise ConfigError(f"workdir {workdir!r} ({where}) {relation}: a system folder, one on "
+                      f"root's PATH or hud's own runtime. `hud build` gives the workdir to "
+                      f"the agent (uid 1000), and the agent would then own what root runs. "
+                      f"Keep the task's files in a folder of their own: WORKDIR /app in "
+                      f"environment/Dockerfile and workdir = \"/app\" in task.toml")
 
 
 def _quiet(_: str) -> None:
@@ -122,6 +171,8 @@ def _image_info(ref: str, spec: EnvSpec) -> dict[str, Any]:
         raise ConfigError(f"workdir {workdir!r} (of the tasks' task.toml or their image's "
                           f"WORKDIR) is not an absolute path of letters, digits and _./-; "
                           f"set [environment] workdir in task.toml to one")
+    check_workdir(workdir, "[environment] workdir in task.toml" if spec.workdir
+                  else f"the WORKDIR of image {ref}")
     return {"workdir": workdir, "env": env, "user": config.get("User") or "root"}
 
 

@@ -30,14 +30,16 @@ Design decisions:
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hud.clients.untrusted import loads
 from hud.errors import ConfigError
 
 TASK_TOML = "task.toml"
@@ -55,6 +57,17 @@ LAYOUT = ("a Harbor task folder holds task.toml, instruction.md, environment/Doc
           "and tests/test.sh (solution/solve.sh optional)")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 _HOST_REF = re.compile(r"\$\{[^}]*\}")
+#: an image reference as it lands on docker's argv: printable, no spaces, never an option
+_IMAGE_REF = re.compile(r"[^-\s\x00-\x1f\x7f-\x9f][^\s\x00-\x1f\x7f-\x9f]{0,1023}")
+
+
+def _image_ref(value: str | None) -> str | None:
+    if value is not None and not _IMAGE_REF.fullmatch(value):
+        raise ValueError(f"docker_image {value[:200]!r} is not an image reference: it is "
+                         f"empty, starts with '-' (docker would read it as an option) or "
+                         f"holds spaces or control characters; name the image as "
+                         f"NAME:TAG")
+    return value
 _Seconds = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
 
 
@@ -82,6 +95,8 @@ class EnvironmentConfig(_Section):
     workdir: str | None = None
     allow_internet: bool = True
     os: str = "linux"
+
+    check_docker_image = field_validator("docker_image")(_image_ref)
 
 
 class SolutionConfig(_Section):
@@ -113,6 +128,8 @@ class EnvSpec(BaseModel):
     docker_image: str | None = None
     workdir: str | None = None
     allow_internet: bool = True
+
+    check_docker_image = field_validator("docker_image")(_image_ref)
 
 
 @dataclass(frozen=True)
@@ -216,7 +233,8 @@ def read_task(path: str | Path, *, environment: bool = True) -> HarborTask:
         ConfigError: the folder or one of its required files is missing or malformed (the
             message names the file and the fix), or the task needs what hud cannot run.
     """
-    path = Path(path)
+    # absolute, so `.` (run inside the task folder) keeps its name; links are not resolved
+    path = Path(os.path.abspath(path))
     if not path.is_dir():
         raise ConfigError(f"{path} is not a directory; {LAYOUT}")
     config = read_config(path / TASK_TOML)
@@ -245,7 +263,7 @@ def read_spec(env_dir: str | Path) -> EnvSpec:
     """
     file = Path(env_dir) / SPEC_FILE
     try:
-        data: Any = json.loads(file.read_text(encoding="utf-8"))
+        data: Any = loads(file.read_text(encoding="utf-8"))
         return EnvSpec.model_validate(data)
     except FileNotFoundError:
         raise ConfigError(f"{file} is missing: {env_dir} was not made by `hud harbor import` "

@@ -35,6 +35,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+from hud.capabilities.programs import program
 from hud.capabilities.ssh import Workspace
 from hud.environment import Environment
 from hud.errors import TaskError
@@ -116,7 +117,7 @@ def _add_task(env: Environment, workspace: Workspace, task: HarborTask, workdir:
     async def solve() -> str:
         await asyncio.to_thread(replace_top, SOLUTION.lstrip("/"), task.path / "solution")
         try:
-            done = await run_as(workspace.login, ["bash", f"{SOLUTION}/solve.sh"],
+            done = await run_as(workspace.login, [program("bash"), f"{SOLUTION}/solve.sh"],
                                 timeout=agent_timeout, cwd=workdir,
                                 env={**base_env, **config.solution.env})
         finally:

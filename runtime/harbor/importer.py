@@ -37,6 +37,7 @@ from pathlib import Path
 from hud import __version__
 from hud.errors import ConfigError
 from hud.eval.placement import NETWORK_LABEL
+from hud.harbor.base import check_workdir
 from hud.harbor.config import (
     ENVIRONMENT,
     SPEC_FILE,
@@ -172,7 +173,8 @@ def import_tasks(folders: Sequence[str | Path], out: str | Path, *,
     Raises:
         ConfigError: no folders, a folder or file missing or malformed (named, with the
             fix), two tasks with one name, tasks needing different environments (the
-            groups are listed), or `out` is not new.
+            groups are listed), a workdir root executes from (hud.harbor.base.
+            check_workdir), or `out` is not new.
     """
     if not folders:
         raise ConfigError("no Harbor task folders given; pass one or more DIRs")
@@ -184,6 +186,8 @@ def import_tasks(folders: Sequence[str | Path], out: str | Path, *,
                               f"{task.path}); rename one folder")
         ids[task.id] = task
     _image, workdir, allow_internet = _one_environment(tasks)
+    if workdir is not None:
+        check_workdir(workdir, f"[environment] workdir in {tasks[0].path / 'task.toml'}")
     out = Path(out)
     _fresh_output(out)
     docker_image = tasks[0].config.environment.docker_image

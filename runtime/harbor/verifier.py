@@ -10,7 +10,9 @@ every process of the agent and refuses new sessions until the task ends (hud's
    agent can never read) to /tests: they exist in the agent's view of the filesystem
    only while the verifier runs.
 3. `bash /tests/test.sh` runs as root in the task's workdir, with the image's
-   environment plus [verifier] env, for at most [verifier] timeout_sec.
+   environment plus [verifier] env, for at most [verifier] timeout_sec. `timeout` and
+   `bash` are trusted absolute paths (hud.capabilities.programs), never looked up in the
+   image's PATH, which may name a folder the agent wrote (a venv in the workdir).
 4. /logs/verifier/reward.txt (one number), else reward.json, is the reward, read
    without following a symlink. A missing or malformed file, or the verifier running
    out of time, raises `TaskError`: a grade_error, never a reward of 0.
@@ -18,8 +20,10 @@ every process of the agent and refuses new sessions until the task ends (hud's
 
 What hud cannot change is Harbor's own trust model: test.sh runs as root in the very
 container the agent worked in and usually runs the agent's code (pytest imports it), so
-that code runs as root and can write the reward file itself. A task is only as hard to
-forge as its test.sh makes it (see README, "Harbor tasks").
+that code runs as root and can write the reward file itself. So do the programs test.sh
+runs by name: they are looked up in the image's PATH, and a folder on it the agent can
+write (the workdir's .venv/bin) is the agent's to fill. A task is only as hard to forge
+as its test.sh makes it (see README, "Harbor tasks").
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hud.capabilities.programs import program
 from hud.capabilities.users import resolve_user
 from hud.errors import TaskError
 from hud.nofollow import Refused, open_dir, read_file, remove_at
@@ -118,10 +123,11 @@ async def run_as(user: str, argv: Sequence[str], *, timeout: float, cwd: str,
 
     Raises:
         ConfigError: the user does not exist.
-        InfraError: the command could not be started.
+        InfraError: the command could not be started, or no trusted `timeout` is
+            installed (hud.capabilities.programs).
     """
     who = resolve_user(user)
-    wrapped = who.argv(["timeout", "--kill-after=2", f"{timeout:g}", *argv])
+    wrapped = who.argv([program("timeout"), "--kill-after=2", f"{timeout:g}", *argv])
     return await arun(wrapped, timeout=timeout + 10.0, env=who.environment(extra=env),
                       cwd=cwd if os.path.isdir(cwd) else "/")
 
@@ -214,7 +220,7 @@ async def verify(task: str, tests: Path, *, workdir: str, env: Mapping[str, str]
     await asyncio.to_thread(replace_top, "tests", tests)
     started = time.monotonic()
     try:
-        done = await run_as("root", ["bash", f"{TESTS}/test.sh"], timeout=timeout,
+        done = await run_as("root", [program("bash"), f"{TESTS}/test.sh"], timeout=timeout,
                             cwd=workdir, env=env)
     finally:
         await asyncio.to_thread(replace_top, "tests", None)

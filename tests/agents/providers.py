@@ -11,7 +11,8 @@ A request that asks for a stream (`"stream": true` in the body, Gemini's
 that provider's wire format, cut into small deltas (`tests.agents.streams`), so every scripted
 scenario runs streamed too. `stalls[n] = k` makes the n-th request's stream (1-based)
 send k events and then hang until the server is closed, like a stuck upstream behind a
-proxy; `cuts[n] = k` sends k events and closes the connection. Error statuses are
+proxy; `cuts[n] = k` sends k events and closes the connection; `faults[n]` makes it
+misbehave otherwise (keep-alive pings only, slow events, a trickled body). Error statuses are
 answered as JSON in both modes, as the real APIs do.
 """
 
@@ -46,6 +47,8 @@ class FakeAPI:
         self.stalls: dict[int, int] = {}
         #: request number (1-based) -> events its stream sends before the connection closes
         self.cuts: dict[int, int] = {}
+        #: request number (1-based) -> how its answer misbehaves (`tests.agents.streams.Fault`)
+        self.faults: dict[int, streams.Fault] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         api = self
@@ -63,16 +66,13 @@ class FakeAPI:
                     api.streamed.append(streamed)
                     number = len(api.requests)
                     status, reply = api.script[min(number, len(api.script)) - 1]
+                fault = api.faults.get(number)
                 if streamed and status == 200 and wire is not None:
                     streams.send(self, wire.events(reply, request), stall=api.stalls.get(number),
-                                 cut=api.cuts.get(number), closing=api._closing)
+                                 cut=api.cuts.get(number), closing=api._closing, fault=fault,
+                                 ping=streams.PINGS[wire.name])
                     return
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                streams.reply(self, status, reply, closing=api._closing, fault=fault)
 
             def log_message(self, *args: Any) -> None:
                 return None

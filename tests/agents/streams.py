@@ -16,14 +16,20 @@ format, with every text cut into more than one delta so that assembly is exercis
                 asked for one, `data: [DONE]`
     Gemini      `data: {chunk}` lines separated by CRLF; the last carries the finish
                 reason and the full usage
+
+A `Fault` makes one answer misbehave the way a slow or broken provider does: keep-alive
+pings only (each wire's own: Anthropic's `ping` event, an SSE comment, Gemini's blank
+line), events dripped out slowly, an error event midway, a JSON body trickled out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
 import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -31,23 +37,82 @@ from typing import Any
 Event = bytes
 
 
+@dataclass
+class Fault:
+    """How the fake server misbehaves on one request; the default is not at all."""
+
+    #: stream: after this many events, only keep-alive pings (every 0.1 s) until closed
+    pings_after: int | None = None
+    #: stream: seconds to wait before each event (each one is content)
+    drip: float = 0.0
+    #: stream: after `tail_after` events, send `tail` (an error event) and close
+    tail: bytes = b""
+    tail_after: int = 0
+    #: plain: the JSON body's last 10 bytes sent one every `trickle` seconds
+    trickle: float = 0.0
+    #: extra response headers (`retry-after`)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: each wire's keep-alive: Anthropic's ping event, an SSE comment, Gemini's blank line
+PINGS = {"anthropic": b'event: ping\ndata: {"type": "ping"}\n\n',
+         "openai-responses": b": keep-alive\n\n", "chat-completions": b": keep-alive\n\n",
+         "gemini": b"\r\n"}
+
+
 def send(handler: BaseHTTPRequestHandler, events: list[Event], *, stall: int | None,
-         cut: int | None, closing: threading.Event) -> None:
+         cut: int | None, closing: threading.Event, fault: Fault | None = None,
+         ping: bytes = b"") -> None:
     """Answer with `events` as a stream; before event number `stall` hang until `closing`
-    is set, before event number `cut` close the connection (0-based)."""
+    is set, before event number `cut` close the connection (0-based); `fault` as it says."""
+    fault = fault or Fault()
     handler.send_response(200)
     handler.send_header("content-type", "text/event-stream")
     handler.send_header("cache-control", "no-cache")
     handler.send_header("connection", "close")  # the end of the body ends the stream
     handler.end_headers()
-    for sent, event in enumerate(events):
-        if sent == stall:
-            closing.wait(30)
-            return
-        if sent == cut:
-            return
-        handler.wfile.write(event)
-        handler.wfile.flush()
+    with contextlib.suppress(OSError):  # the client hung up (gave up on a slow answer)
+        for sent, event in enumerate(events):
+            if sent == stall:
+                closing.wait(30)
+                return
+            if sent == cut:
+                return
+            if fault.tail and sent == fault.tail_after:
+                handler.wfile.write(fault.tail)
+                return
+            if sent == fault.pings_after:
+                while not closing.wait(0.1):
+                    handler.wfile.write(ping)
+                    handler.wfile.flush()
+                return
+            if fault.drip and closing.wait(fault.drip):
+                return
+            handler.wfile.write(event)
+            handler.wfile.flush()
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any], *,
+          closing: threading.Event, fault: Fault | None = None) -> None:
+    """Answer with a JSON body (a plain request's, or an error status's)."""
+    fault = fault or Fault()
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(data)))
+    for name, value in fault.headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    if not fault.trickle:
+        handler.wfile.write(data)
+        return
+    with contextlib.suppress(OSError):  # the client hung up
+        handler.wfile.write(data[:-10])
+        for byte in data[-10:]:
+            handler.wfile.flush()
+            if closing.wait(fault.trickle):
+                return
+            handler.wfile.write(bytes([byte]))
 
 
 def anthropic_events(reply: dict[str, Any], request: dict[str, Any]) -> list[Event]:
@@ -154,8 +219,9 @@ def chat_events(reply: dict[str, Any], request: dict[str, Any]) -> list[Event]:
         function = call["function"]
         out.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
                                           "function": {"name": function["name"], "arguments": ""}}]}))
+        arguments = function["arguments"]  # an object as it is: some servers send one
         out += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
-                for p in pieces(function["arguments"])]
+                for p in (pieces(arguments) if isinstance(arguments, str) else [arguments])]
     out.append(chunk({}, choice["finish_reason"]))
     if (request.get("stream_options") or {}).get("include_usage"):
         out.append(sse({**head, "choices": [], "usage": reply["usage"]}))

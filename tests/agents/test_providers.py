@@ -7,6 +7,7 @@ scripted local server.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from hud import Environment
 from hud.agents.tools import Tool, ToolResult
 from hud.eval import Taskset
-from tests.agents.providers import WIRES, FakeAPI, Wire, serve
+from tests.agents.providers import WIRES, Chat, FakeAPI, Wire, serve
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,3 +156,39 @@ async def test_sdk_sends_the_key(api: FakeAPI, wire: Wire) -> None:
     headers = api.headers[0]
     sent = headers.get("x-api-key") or headers.get("x-goog-api-key") or headers.get("authorization", "")
     assert sent.removeprefix("Bearer ") in ("sk-test", "g-test", "not-needed")
+
+
+@pytest.fixture(params=[Chat("chat-completions"), Chat("chat-completions").streamed()],
+                ids=lambda w: w.name)
+def chat(request: pytest.FixtureRequest) -> Wire:
+    """The Chat Completions wire, plain then streamed."""
+    return request.param
+
+
+def with_arguments(wire: Wire, arguments: Any) -> dict[str, Any]:
+    """A Chat Completions tool call of `add` whose `arguments` is `arguments` as is."""
+    reply = wire.tool_call("call_1", "add", {})
+    reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = arguments
+    return reply
+
+
+async def test_tool_arguments_sent_as_an_object_are_used(api: FakeAPI, chat: Wire) -> None:
+    """A server that sends a call's `arguments` as a JSON object, not JSON text: the tool
+    runs with that object, and the history sends it back as text."""
+    add = AddTool()
+    api.script = [(200, with_arguments(chat, {"a": 2, "b": 3})), (200, chat.answer("5"))]
+    run = await rollout(chat.agent(api, tools=[add.tool]))
+    assert (run.reward, add.calls) == (1.0, [{"a": 2, "b": 3}]), run.error
+    sent = chat.history(api.requests[1])[0]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"a": 2, "b": 3}
+
+
+async def test_tool_arguments_that_are_no_object_are_a_tool_error(api: FakeAPI, chat: Wire) -> None:
+    """`arguments` that are neither JSON text nor an object (a list): an error result the
+    model sees, and the rollout goes on."""
+    api.script = [(200, with_arguments(chat, [2, 3])), (200, chat.answer("5"))]
+    run = await rollout(chat.agent(api, tools=[AddTool().tool]))
+    assert run.reward == 1.0, run.error
+    assert chat.tool_results(api.requests[1]) == [
+        {"id": "call_1", "text": "the arguments of add must be a JSON object, got: [2, 3]",
+         "is_error": True}]

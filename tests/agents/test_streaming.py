@@ -22,9 +22,6 @@ from tests.agents.test_providers import AddTool, rollout
 pytestmark = pytest.mark.timeout(60)
 
 BY_NAME = {w.name: w for w in WIRES}
-#: the error each SDK raises for a request that timed out (google-genai: httpx's own)
-TIMEOUT_ERRORS = {"anthropic": "APITimeoutError", "openai-responses": "APITimeoutError",
-                  "chat-completions": "APITimeoutError", "gemini": "ReadTimeout"}
 
 
 @pytest.fixture
@@ -172,15 +169,16 @@ async def test_a_failed_response_stream_is_agent_error(api: FakeAPI) -> None:
     assert run.error == "APIError: the response failed: the model is overloaded"
 
 
-async def test_a_stream_that_stalls_fails_with_the_sdks_timeout_error(api: FakeAPI,
-                                                                      streamed: Wire) -> None:
-    """A server that stops sending mid-stream for longer than `timeout` (the wait for
-    each chunk) ends the rollout as agent_error with the SDK's timeout error."""
+async def test_a_stream_that_stalls_fails_with_a_request_timeout(api: FakeAPI,
+                                                                 streamed: Wire) -> None:
+    """A server that stops sending mid-stream for longer than `timeout` ends the rollout
+    as agent_error: hud's RequestTimeout, naming the limit and the requests sent."""
     api.script = [(200, streamed.thinking(streamed.answer("5"), "Two plus three."))]
     api.stalls = {1: 1}
     run = await rollout(streamed.agent(api, tools=[], timeout=0.5, max_retries=0))
     assert run.status == "agent_error"
-    assert run.error.startswith(TIMEOUT_ERRORS[streamed.name.removesuffix("-stream")]), run.error
+    assert run.error.startswith("RequestTimeout: the request to http://127.0.0.1:"), run.error
+    assert "no content for 0.5 s" in run.error and "1 request sent" in run.error, run.error
     assert len(api.requests) == 1
 
 
@@ -291,6 +289,68 @@ def test_chat_chunks_without_a_finish_reason_are_a_cut_stream() -> None:
     """Chunks that never give a finish_reason are a stream that ended early."""
     with pytest.raises(StreamEnded, match="without a finish_reason"):
         assemble_chat([{"id": "c", "choices": [{"index": 0, "delta": {"content": "The"}}]}])
+
+
+def tool_deltas(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Chat chunks: one per tool-call delta (`index` 0 unless given), then the finish."""
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    return [*(chunk({"tool_calls": [{"index": 0, **p}]}) for p in parts),
+            chunk({}, "tool_calls")]
+
+
+def calls_of(chunks: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
+    message = assemble_chat(chunks).choices[0].message
+    return [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []
+            if c.type == "function"]
+
+
+def test_chat_calls_sharing_an_index_are_told_apart_by_id() -> None:
+    """Two whole calls at index 0 with their own ids (as Ollama sends parallel calls)
+    stay two calls, each with its own arguments."""
+    assert calls_of(tool_deltas(
+        {"id": "a", "function": {"name": "bash", "arguments": '{"command": "ls"}'}},
+        {"id": "b", "function": {"name": "edit", "arguments": '{"path": "x"}'}},
+    )) == [("a", "bash", '{"command": "ls"}'), ("b", "edit", '{"path": "x"}')]
+
+
+def test_chat_calls_sharing_an_index_without_ids_are_told_apart_by_name() -> None:
+    """Without ids, a name after a call's arguments were whole starts the next call; a
+    name repeated while the arguments are still coming does not."""
+    assert calls_of(tool_deltas(
+        {"function": {"name": "bash", "arguments": '{"command": '}},
+        {"function": {"name": "bash", "arguments": '"ls"}'}},
+        {"function": {"name": "bash", "arguments": '{"command": "pwd"}'}},
+    )) == [("", "bash", '{"command": "ls"}'), ("", "bash", '{"command": "pwd"}')]
+
+
+def overloaded_midway(api: FakeAPI, kind: str) -> Wire:
+    """Claude streaming; its first answer breaks off with an `error` event of `kind`."""
+    from tests.agents.streams import Fault, sse
+
+    wire = Anthropic("anthropic").streamed()
+    api.script = [(200, wire.answer("5"))]
+    error = sse({"type": "error", "error": {"type": kind, "message": "Overloaded"}}, "error")
+    api.faults = {1: Fault(tail=error, tail_after=2)}
+    return wire
+
+
+async def test_an_overloaded_error_event_midway_is_tried_again(api: FakeAPI) -> None:
+    """Anthropic's mid-stream `overloaded_error` (a 529 to a plain request, which the
+    SDK retries) sends the request again: the rollout completes."""
+    wire = overloaded_midway(api, "overloaded_error")
+    run = await rollout(wire.agent(api, tools=[], max_retries=1))
+    assert (run.status, run.answer, len(api.requests)) == ("completed", "5", 2), run.error
+
+
+async def test_an_invalid_request_error_event_is_not_tried_again(api: FakeAPI) -> None:
+    """An error event a plain request would not have been retried on (a 400's) ends the
+    rollout as agent_error after one request."""
+    wire = overloaded_midway(api, "invalid_request_error")
+    run = await rollout(wire.agent(api, tools=[], max_retries=2))
+    assert run.status == "agent_error" and "invalid_request_error" in run.error, run.error
+    assert len(api.requests) == 1
 
 
 async def test_hud_trace_shows_thinking_as_text(api: FakeAPI, runs_dir: Path) -> None:

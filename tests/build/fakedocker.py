@@ -9,7 +9,7 @@ of its answers. The script is executable Python (the test's interpreter), so it 
 What it answers (everything else is exit 125, "unexpected", so a new call shows up):
 
     version --format ...           a server version
-    image inspect REF              the image from $FAKE_DOCKER_IMAGES (JSON: ref -> labels)
+    image inspect [--] REF         the image from $FAKE_DOCKER_IMAGES (JSON: ref -> labels)
     run ...                        a container id
     ps -aq --filter ...            the ids in $FAKE_DOCKER_PS
     ps -a ... --format ...         the lines in $FAKE_DOCKER_PS_LINES (`;` between lines)
@@ -53,9 +53,10 @@ if args[:1] == ["version"]:
     say("24.0.7-fake")
 if args[:2] == ["image", "inspect"]:
     images = json.loads(os.environ.get("FAKE_DOCKER_IMAGES", "{{}}"))
-    if args[2] not in images:
-        say("Error: No such image: " + args[2], 1, err=True)
-    say(json.dumps([{{"Id": "sha256:fake", "Size": 1, "Config": {{"Labels": images[args[2]]}}}}]))
+    ref = args[-1]  # after "--"
+    if ref not in images:
+        say("Error: No such image: " + ref, 1, err=True)
+    say(json.dumps([{{"Id": "sha256:fake", "Size": 1, "Config": {{"Labels": images[ref]}}}}]))
 if args[:1] == ["run"]:
     say({CONTAINER_ID!r})
 if args[:1] == ["ps"] and "--format" in args:

@@ -192,7 +192,7 @@ def test_ssh_proxy_command_resolves_hud_docker_on_path(fake: FakeDocker, tmp_pat
     assert done.returncode == 0, done.stderr
     argv = shlex.split(done.stdout)
     assert f"ProxyCommand={fake.path} exec -i c1 hud connect --tunnel shell" in argv
-    assert fake.calls() == [[str(fake.path), "exec", "c1", "hud", "manifest"]]
+    assert fake.calls() == [[str(fake.path), "exec", "--", "c1", "hud", "manifest"]]
 
 
 def test_task_list_image_reads_labels_through_hud_docker(fake: FakeDocker) -> None:
@@ -203,6 +203,16 @@ def test_task_list_image_reads_labels_through_hud_docker(fake: FakeDocker) -> No
     assert [t["slug"] for t in json.loads(done.stdout)["tasks"]] == ["fix"]
     assert [c[1:3] for c in fake.calls()] == [["version", "--format"], ["image", "inspect"]]
     assert fake.calls()[-1][-1] == "fake-env:1"
+
+
+def test_an_image_reference_starting_with_a_dash_never_reaches_docker(fake: FakeDocker) -> None:
+    """`hud task list --image=--help`: exit 1 naming the reference, and no docker command
+    ran (docker would have read it as its own option)."""
+    done = hud(fake, "task", "list", "--image=--help")
+    assert done.returncode == 1
+    assert "image reference '--help' is not one docker can take" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not fake.log.exists() or fake.calls() == []
 
 
 def test_task_list_of_a_missing_image_says_build_it(fake: FakeDocker) -> None:

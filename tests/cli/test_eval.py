@@ -163,6 +163,18 @@ def test_trace_text_is_shown_as_text_never_markup(tmp_path: Path) -> None:
     assert "\x9b" not in done.stdout and "\\u009b2J" in done.stdout
 
 
+def test_trace_shows_bidi_and_zero_width_characters_escaped(tmp_path: Path) -> None:
+    """A right-to-left override, an isolate and a zero-width space in a turn's text or
+    thinking cannot reorder or hide what `hud trace` shows: each prints as its escape."""
+    event = {"t": 1, "type": "model_turn", "text": "ok \u202etxt.exe\u200b",
+             "thinking": ["a\u2066b\u2069"]}
+    trace_id = _trace_file(tmp_path, [json.dumps(event, ensure_ascii=False)])
+    done = hud(tmp_path, "trace", trace_id)
+    assert done.returncode == 0, done.stderr
+    assert not {"\u202e", "\u200b", "\u2066", "\u2069"} & set(done.stdout)
+    assert "\\u202etxt.exe\\u200b" in done.stdout and "a\\u2066b\\u2069" in done.stdout
+
+
 def test_a_corrupt_trace_line_is_named_and_skipped(tmp_path: Path) -> None:
     """A torn or edited line: a warning naming file and line, the other events rendered."""
     trace_id = _trace_file(tmp_path, [json.dumps({"t": 0, "type": "rollout"}), '{"t": 1, "ty',

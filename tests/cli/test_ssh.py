@@ -94,7 +94,7 @@ def test_hostile_manifest_is_refused_and_runs_nothing(host: Host, field: str, va
     assert re.search(named, done.stderr), done.stderr
     assert done.stdout == ""
     assert host.planted() == [] and not host.cache.exists()
-    assert [c[1:] for c in host.calls()] == [["exec", "c1", "hud", "manifest"]]
+    assert [c[1:] for c in host.calls()] == [["exec", "--", "c1", "hud", "manifest"]]
 
 
 @pytest.mark.parametrize("container", ["c1;touch FILE", "-oProxyCommand=touch FILE", "%h", "a b"])

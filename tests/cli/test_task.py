@@ -122,3 +122,21 @@ def test_health_ok(start_daemon) -> None:
     daemon = start_daemon(str(ENVS / "letters.py"))
     done = daemon.hud("health")
     assert (done.returncode, done.stdout.strip()) == (0, "ok")
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e"
+
+
+def test_list_shows_a_descriptions_control_characters_escaped(start_daemon, tmp_path) -> None:
+    """A description with terminal escapes (title, clear screen, CSI, bidi override) prints
+    each as its \\uXXXX escape, in the text list and in --json (the same JSON value)."""
+    env = tmp_path / "hostile.py"
+    env.write_text("from hud import Environment\n\nenv = Environment(name='hostile')\n\n\n"
+                   f"@env.template(description={'plain ' + ESCAPES + ' end'!r})\n"
+                   "async def t():\n    yield 'go'\n    yield 1.0\n")
+    daemon = start_daemon(str(env))
+    text = daemon.hud("task", "list").stdout
+    assert "plain \\u001b]0;pwned\\u0007\\u001b[2J\\u009b31m\\u202e end" in text
+    raw = daemon.hud("task", "list", "--json").stdout
+    assert not {"\x1b", "\x07", "\x9b", "\u202e"} & set(raw)
+    assert json.loads(raw)["tasks"][0]["description"] == f"plain {ESCAPES} end"

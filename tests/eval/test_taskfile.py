@@ -160,3 +160,29 @@ def test_drift_warning_names_both_ids_and_the_fix() -> None:
                            "(sha256:abababababab) but my-env is now sha256:cdcdcdcdcdcd")
     assert "`hud task export my-env -o FILE.jsonl`" in line
     assert f"--runtime docker:{IMAGE_ID}" in line
+
+
+def test_drift_warning_names_each_image_that_differs() -> None:
+    """Rows of three images, one of them the running one: a line for each of the other two
+    (the running image's rows do not excuse them), none for the same image twice."""
+    now = "sha256:" + "cd" * 32
+    recorded = [ImageRef("old-a:1", IMAGE_ID, "t.jsonl"), ImageRef("my-env", now, "t.jsonl"),
+                ImageRef("old-b:1", "sha256:" + "ef" * 32, "t.jsonl"),
+                ImageRef("old-a:1", IMAGE_ID, "t.jsonl")]
+    warning = drift_warning(recorded, "my-env", now)
+    assert warning is not None
+    lines = warning.splitlines()
+    assert [line.split(" were listed from image ")[1].split()[0] for line in lines] == \
+        ["old-a:1", "old-b:1"]
+
+
+def test_a_task_file_nested_past_the_depth_limit_is_refused(tmp_path: Path) -> None:
+    """Args nested deeper than hud reads (yet shallow enough for the JSON parser): a
+    ConfigError naming the file and the line, never a later RecursionError."""
+    deep = "[" * 150 + "]" * 150
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"env": "e", "id": "t"}\n{"env": "e", "id": "u", "args": {"x": ' + deep
+                    + "}}\n")
+    with pytest.raises(ConfigError, match=r"deep\.jsonl line 2 is refused: its arrays and "
+                                          r"objects nest deeper than 100 levels"):
+        Taskset.from_file(path)

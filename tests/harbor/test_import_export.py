@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from hud.cli.main import cli
 from hud.errors import ConfigError
 from hud.eval.rollout import agent_timeout
+from hud.harbor.base import agent_may_own, check_workdir
 from hud.harbor.config import read_spec
 from hud.harbor.exporter import export_env
 from hud.harbor.importer import import_tasks
@@ -108,6 +109,36 @@ def test_a_used_output_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"env exists and is not an empty directory"):
         import_tasks(_examples(), tmp_path / "env")
     assert (tmp_path / "env" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("workdir", ["/usr/local/bin", "/opt/hud/env", "/etc/app", "/var/lib"])
+def test_a_workdir_root_executes_from_is_refused_at_import(tmp_path: Path, workdir: str) -> None:
+    """task.toml's workdir on root's PATH, in hud's runtime or in /etc: a ConfigError naming
+    the value, its task.toml and the fix, and nothing is written."""
+    task = copy_task(tmp_path / "src")
+    toml = task / "task.toml"
+    toml.write_text(toml.read_text().replace('workdir = "/app"', f'workdir = "{workdir}"'))
+    message = rf"workdir '{workdir}' \(\[environment\] workdir in .*task\.toml\) .*WORKDIR /app"
+    with pytest.raises(ConfigError, match=message):
+        import_tasks([task], tmp_path / "env")
+    assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.parametrize("workdir", ["/", "/usr", "/opt", "/home"])
+def test_a_bare_top_level_workdir_stays_roots_without_an_error(workdir: str) -> None:
+    """`/` and the top-level system folders are not refused: the build only leaves them
+    root's, as before (a task whose image has no WORKDIR still builds)."""
+    check_workdir(workdir, "test")
+    assert not agent_may_own(workdir) and agent_may_own("/app")
+
+
+def test_a_docker_image_starting_with_a_dash_is_refused_by_its_file(tmp_path: Path) -> None:
+    """[environment] docker_image = "--help" is refused when task.toml is read, naming it."""
+    task = copy_task(tmp_path / "src")
+    (task / "task.toml").write_text('[environment]\ndocker_image = "--help"\n')
+    with pytest.raises(ConfigError, match=r"task\.toml: \[environment\] docker_image: .*"
+                                          r"'--help' is not an image reference"):
+        import_tasks([task], tmp_path / "env")
 
 
 def test_export_gives_back_the_task_folders(tmp_path: Path) -> None:
