@@ -39,7 +39,7 @@ from hud.eval.placement import DEFAULT_PIDS_LIMIT, new_id
 from hud.eval.ray.agents import shippable
 from hud.eval.ray.cluster import SLOT_RESOURCE, address_of, alive_nodes, connect, slot_nodes
 from hud.eval.results import Run
-from hud.eval.traces import job_dir, redact
+from hud.eval.traces import ID_PATTERN, job_dir, redact
 from hud.task import Task
 
 log = logging.getLogger("hud.eval")
@@ -243,9 +243,11 @@ class RayPlacement(Placement):
         log.info("ray: node %s has image %s (%d MiB sent)", node, self.image_id[:19], sent >> 20)
 
     def _shipped_agent(self, agent: Agent) -> Any:
-        """The agent as sent to the nodes: checked and put in the object store once."""
+        """The agent as sent to the nodes: checked once, then passed by value in each
+        call. Never `ray.put`: an object pinned in the store can be spilled to a node's
+        disk under memory pressure, and a provider agent's spec carries its key."""
         if id(agent) not in self._agents:
-            self._agents[id(agent)] = (agent, self._ray.put(shippable(agent)))
+            self._agents[id(agent)] = (agent, shippable(agent))
         return self._agents[id(agent)][1]
 
     async def remote_rollout(self, task: Task, agent: Agent, *, job_id: str, group_id: str,
@@ -269,7 +271,7 @@ class RayPlacement(Placement):
             ref = slot.actor.rollout.remote(self.image_id, task.model_dump(mode="json"),
                                             shipped, meta)
             data, events = await ref
-            run = Run.model_validate(data)
+            run = _checked_run(data, task, meta)
             run.trace = events
         except asyncio.CancelledError:
             self._interrupted = True
@@ -305,7 +307,15 @@ class RayPlacement(Placement):
 
     @staticmethod
     def _write_trace(run: Run, secrets: tuple[str, ...]) -> None:
-        """The run's events as its trace file in the driver's store (hud trace reads it)."""
+        """The run's events as its trace file in the driver's store (hud trace reads it).
+
+        Raises:
+            InfraError: the job or trace id is not a plain id (it would name a file
+                outside the store).
+        """
+        if not (ID_PATTERN.fullmatch(run.job_id) and ID_PATTERN.fullmatch(run.trace_id)):
+            raise InfraError(f"refusing to write a trace for job {run.job_id!r}, trace "
+                             f"{run.trace_id!r}: not plain ids")
         path = job_dir(run.job_id) / f"{run.trace_id}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = (json.dumps(event, ensure_ascii=False, default=str) for event in run.trace)
@@ -360,3 +370,25 @@ async def _settled(ref: Any) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _checked_run(data: Any, task: Task, meta: dict[str, Any]) -> Run:
+    """A node's reply as a Run whose identity is the driver's: the job, group, index,
+    attempt and task are what was sent (a faulty node cannot overwrite another member),
+    and the trace id must be a plain id (it names a file in the driver's store).
+
+    Raises:
+        InfraError: the reply is not a run this hud can read (another hud version).
+    """
+    from pydantic import ValidationError
+
+    try:
+        run = Run.model_validate(data)
+    except ValidationError as exc:
+        raise InfraError(f"a node replied with something that is not a run ({exc.error_count()} "
+                         f"problems; is it running another hud version?)") from None
+    run.job_id, run.group_id = meta["job_id"], meta["group_id"]
+    run.index, run.attempt, run.task = meta["index"], meta["attempt"], task
+    if not ID_PATTERN.fullmatch(run.trace_id):
+        run.trace_id = new_id()
+    return run
