@@ -4,7 +4,8 @@
     hud view --export OUT                            the same pages as static files
 
 The package is host side and reads only what `hud eval` wrote (`hud.eval.traces`):
-`store` (validated ids, safe paths, cached jobs, indexed traces), `scores` (pass@k,
+`store` (validated ids, safe paths, cached jobs), `traceindex` (compact, per-trace
+locked trace indexes), `jsontext` (bounded indented JSON), `scores` (pass@k,
 comparisons, leaderboards), `events` (trace events as folded plain text), `pages`
 (what each page shows), `render` (Jinja2, autoescaped; served and exported links),
 `app` (Starlette + uvicorn), `export` (static files) and `beacon` (tells `hud eval` where

@@ -13,14 +13,17 @@ Safety (trace text is attacker-controlled; see `hud.view.store` for paths):
 - only GET; a Content-Security-Policy allows scripts, styles and images from this origin
   only (no inline script runs, even if some text escaped the templates), plus
   nosniff, no framing and no referrer;
-- bound to 127.0.0.1 by default, and then only a Host header naming the loopback is
-  answered, so a web page that rebinds its DNS name to 127.0.0.1 cannot read traces.
-  Another `--host` exposes every trace in the folder to whoever reaches the port.
+- bound to 127.0.0.1 by default, and then only a Host header naming the loopback
+  (127.0.0.1, localhost, [::1]) is answered, so a web page that rebinds its DNS name
+  to 127.0.0.1 cannot read traces.
+  Another `--host` exposes every trace in the folder to whoever reaches the port; and
+  even on the loopback there is no token: every local account can read the traces.
+- page and event numbers in a URL are 1 to 9 ASCII digits, else a 404.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import socket
 from collections.abc import Callable
 from ipaddress import ip_address
@@ -37,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hud.view import pages
+from hud.view.jsontext import dump
 from hud.view.render import STATIC, STATIC_FILES, Renderer, ServedLinks
 from hud.view.store import NotFound, Store
 
@@ -77,6 +81,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: a raw event is sent indented up to this many characters, else as its trace line
+RAW_PRETTY = 20_000_000
+#: what a page or event number in a URL may be: ASCII digits, not too many
+NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def number_of(text: str, what: str) -> int:
+    """A page or event number from a URL.
+
+    Raises:
+        NotFound: `text` is not 1 to 9 ASCII digits.
+    """
+    if NUMBER.fullmatch(text) is None:
+        raise NotFound(f"not a{'n' if what[0] in 'aeiou' else ''} {what} number: {text[:40]!r}")
+    return int(text)
+
+
 def create_app(store: Store, host: str = "127.0.0.1") -> Starlette:
     """The viewer's ASGI app over `store`, answering Host headers that fit `host`."""
     renderer = Renderer(ServedLinks())
@@ -95,19 +116,21 @@ def create_app(store: Store, host: str = "127.0.0.1") -> Starlette:
         return html(pages.job_page(store, job_id(request)))
 
     def run(request: Request) -> Response:
-        page = request.query_params.get("page", "1")
-        if not page.isdigit():
-            raise NotFound(f"not a page number: {page!r}")
+        page = number_of(request.query_params.get("page", "1"), "page")
         return html(pages.run_page(store, job_id(request), request.path_params["trace_id"],
-                                   int(page)))
+                                   page))
 
     def raw(request: Request) -> Response:
         path = store.trace_path(job_id(request), request.path_params["trace_id"])
-        number = int(request.path_params["number"])
+        number = number_of(request.path_params["number"], "event")
         event = store.events(path, [number]).get(number)
         if event is None:
             raise NotFound(f"no event {number} in {path.name}")
-        return PlainTextResponse(json.dumps(event, indent=2, ensure_ascii=False, default=str))
+        pretty = dump(event, RAW_PRETTY)
+        if pretty.chars <= RAW_PRETTY:
+            return PlainTextResponse(pretty.text)
+        # indenting would multiply it (a value nested deep): the line as the trace has it
+        return PlainTextResponse(store.line(path, number))
 
     def shot(request: Request) -> Response:
         data = store.screenshot(job_id(request), request.path_params["name"])
@@ -144,11 +167,13 @@ def create_app(store: Store, host: str = "127.0.0.1") -> Starlette:
             return not_found(request, exc)
         return PlainTextResponse(str(getattr(exc, "detail", "error")), status_code=code)
 
-    allowed = ["127.0.0.1", "localhost", "::1", host] if is_loopback(host) else ["*"]
+    # a Host header names an IPv6 address in brackets ([::1]:7788); Starlette keeps them
+    allowed = ["127.0.0.1", "localhost", "::1", "[::1]", host, f"[{host.strip('[]')}]"] \
+        if is_loopback(host) else ["*"]
     routes = [
         Route("/", jobs), Route("/leaderboard", leaderboard), Route("/compare", compare),
         Route("/job/{job_id}", job), Route("/job/{job_id}/run/{trace_id}", run),
-        Route("/job/{job_id}/run/{trace_id}/raw/{number:int}", raw),
+        Route("/job/{job_id}/run/{trace_id}/raw/{number}", raw),
         Route("/job/{job_id}/shot/{name}", shot), Route("/api/stamp", stamp),
         Route("/static/{name}", static),
     ]

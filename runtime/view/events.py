@@ -13,12 +13,13 @@ megabytes at most, whatever the trace holds.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hud.view.jsontext import Dumped, dump
 from hud.view.store import SHOT
+from hud.view.traceindex import seconds
 
 #: characters and lines shown before a value folds
 HEAD_CHARS = 600
@@ -35,11 +36,13 @@ def visible(text: str) -> str:
     return _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def as_text(value: Any) -> str:
-    """A string as itself; anything else as indented JSON."""
+def as_text(value: Any, limit: int = CAP, *, count: bool = True) -> Dumped:
+    """A string as itself, anything else as indented JSON: its first `limit` characters,
+    and the size of the whole (counted, not built, past `limit`; not at all unless
+    `count`)."""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        return Dumped(value[:limit], len(value), value.count("\n") + 1 if count else 0)
+    return dump(value, limit, count=count)
 
 
 @dataclass
@@ -55,9 +58,9 @@ class Text:
 
 def fold(value: Any) -> Text:
     """`value` (a string, or any JSON value) as a possibly folded `Text`."""
-    text = as_text(value)
-    chars, lines = len(text), text.count("\n") + 1
-    shown = visible(text[:CAP])
+    whole = as_text(value)
+    chars, lines = whole.chars, whole.lines
+    shown = visible(whole.text)
     head = None
     if chars > HEAD_CHARS or lines > HEAD_LINES:
         head = "\n".join(shown[:HEAD_CHARS].split("\n")[:HEAD_LINES])
@@ -66,7 +69,7 @@ def fold(value: Any) -> Text:
 
 def chip(value: Any) -> str:
     """A short one-line label from an untrusted value."""
-    text = visible(as_text(value).replace("\n", " "))
+    text = visible(as_text(value, CHIP + 1, count=False).text.replace("\n", " "))
     return text if len(text) <= CHIP else text[:CHIP - 1] + "…"
 
 
@@ -110,8 +113,7 @@ def item(number: int, event: dict[str, Any]) -> Item:
     """The page's view of event `number`."""
     kind = event.get("type")
     label = chip(kind) if isinstance(kind, str) else "?"
-    t = event.get("t")
-    t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
+    t = seconds(event.get("t"))
     shape = _SHAPES.get(label)
     out = Item(number, t, "info", label)
     if shape is not None:
@@ -146,8 +148,9 @@ def _tool_result(out: Item, event: dict[str, Any]) -> None:
     out.label = f"result of {chip(event.get('name', '?'))}"
     if error:
         out.kind, out.chips = "error", ["error"]
-    if isinstance(event.get("seconds"), (int, float)):
-        out.chips.append(f"{event['seconds']:.2f} s")
+    took = seconds(event.get("seconds"))
+    if took is not None:
+        out.chips.append(f"{took:.2f} s")
     if isinstance(event.get("images"), int) and event["images"]:
         out.chips.append(f"{event['images']} image(s)")
     out.blocks.append(Block("output", fold(event.get("text", "")), "error" if error else ""))

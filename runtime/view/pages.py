@@ -15,7 +15,8 @@ from typing import Any
 from hud.eval.results import Run
 from hud.view.events import fold, item
 from hud.view.scores import Board, compare, leaderboards, task_rows
-from hud.view.store import NotFound, Store, TraceIndex
+from hud.view.store import NotFound, Store
+from hud.view.traceindex import TraceIndex, seconds
 
 PHASES = ("placement", "start", "agent", "grade", "teardown")
 #: kinds of events drawn as ticks under the timeline, and at most how many ticks
@@ -59,9 +60,9 @@ class Phase:
 def _phases(run: Run | None, index: TraceIndex, events: dict[int, dict[str, Any]]) -> list[Phase]:
     """The rollout's phases: from the run's timings, or (a run still going or not in
     job.json) from the times of the events that end each phase."""
-    seconds: dict[str, float] = {}
+    spans: dict[str, float] = {}
     if run is not None and run.timings:
-        seconds = {k: v for k, v in run.timings.items() if isinstance(v, (int, float))}
+        spans = {k: t for k, v in run.timings.items() if (t := seconds(v)) is not None and t >= 0}
     else:
         marks = {"placement": "placement", "start": "start", "agent": "answer",
                  "grade": "grade", "teardown": "end"}
@@ -70,27 +71,27 @@ def _phases(run: Run | None, index: TraceIndex, events: dict[int, dict[str, Any]
             numbers = index.summary.get(marks[phase]) or (
                 index.summary.get("error") or index.summary.get("timeout")
                 if phase == "agent" else None)
-            t = events.get(numbers[-1], {}).get("t") if numbers else None
-            if not isinstance(t, (int, float)):
-                known = [x for x in index.times if x is not None]
-                if known and max(known) > last:
-                    seconds[phase] = max(known) - last
+            t = seconds(events.get(numbers[-1], {}).get("t")) if numbers else None
+            if t is None:
+                latest = max((x for x in index.stamps if not math.isnan(x)), default=None)
+                if latest is not None and latest > last:
+                    spans[phase] = latest - last
                 break
-            seconds[phase] = max(0.0, t - last)
+            spans[phase] = max(0.0, t - last)
             last = t
-    order = [p for p in PHASES if p in seconds] + [p for p in seconds if p not in PHASES]
-    total = sum(seconds[p] for p in order) or 1.0
+    order = [p for p in PHASES if p in spans] + [p for p in spans if p not in PHASES]
+    total = sum(spans[p] for p in order) or 1.0
     phases, x = [], 0.0
     for name in order:
-        width = seconds[name] / total * 100
-        phases.append(Phase(name, seconds[name], x, width))
+        width = spans[name] / total * 100
+        phases.append(Phase(name, spans[name], x, width))
         x += width
     return phases
 
 
 def _ticks(index: TraceIndex, total: float) -> list[tuple[float, str]]:
-    marks = [(t, TICK_KINDS[k]) for k, t in zip(index.types, index.times, strict=True)
-             if k in TICK_KINDS and t is not None]
+    marks = [(t, TICK_KINDS[k]) for k, t in zip(index.types, index.stamps, strict=True)
+             if k in TICK_KINDS and not math.isnan(t)]
     step = max(1, math.ceil(len(marks) / MAX_TICKS))
     return [(min(100.0, t / total * 100), kind) for t, kind in marks[::step]] if total else []
 
@@ -108,7 +109,7 @@ def run_page(store: Store, job_id: str, trace_id: str, page: int = 1) -> Page:
     if not 1 <= page <= pages:
         raise NotFound(f"trace {trace_id} has {pages} page(s) of events, not {page}")
     first = index.pages[page - 1]
-    stop = index.pages[page] if page < pages else len(index.offsets)
+    stop = index.pages[page] if page < pages else index.count
     marks = {kind: numbers[-1] if kind in LAST else numbers[0]
              for kind, numbers in index.summary.items()}
     error_numbers = index.summary.get("error", [])
@@ -135,7 +136,7 @@ def run_page(store: Store, job_id: str, trace_id: str, page: int = 1) -> Page:
         | set(error_numbers),
         "phases": phases, "total": total, "ticks": _ticks(index, total),
         "items": [item(n, events[n]) for n in range(first, stop) if n in events],
-        "usage": index.usage, "count": len(index.offsets), "bad": index.bad,
+        "usage": index.usage, "count": index.count, "bad": index.bad,
         "page": page, "pages": pages, "first": first, "stop": stop,
         "live": run is None and entry.state == "running", "stamp": (entry.id, trace_id)}
 

@@ -14,6 +14,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import math
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from typing import Any
 
 from hud.errors import ConfigError
 from hud.view.events import chip, fold
+from hud.view.traceindex import MAX_SECONDS
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -72,7 +74,10 @@ class ServedLinks:
 
 
 class ExportLinks(ServedLinks):
-    """Links between the files of a static export (one flat folder, relative links)."""
+    """Links between the files of a static export (one flat folder, relative links).
+
+    A run page is `run-JOB.TRACE[.pN].html`: ids hold no ".", so no two runs (or pages)
+    share a file name."""
 
     live = False
     export = True
@@ -87,7 +92,8 @@ class ExportLinks(ServedLinks):
         return f"job-{job_id}.html"
 
     def run(self, job_id: str, trace_id: str, page: int = 1) -> str:
-        return f"run-{job_id}-{trace_id}" + (f"-p{page}" if page > 1 else "") + ".html"
+        # "." is in no id: run-A.B-C and run-A-B.C are two files
+        return f"run-{job_id}.{trace_id}" + (f".p{page}" if page > 1 else "") + ".html"
 
     def shot(self, job_id: str, name: str) -> str:
         return f"shots/{job_id}/{name}"
@@ -102,24 +108,45 @@ class ExportLinks(ServedLinks):
         return f"static/{name}"
 
 
+#: numbers beyond this magnitude (or not finite, or not numbers) are shown as "-"
+HUGE = 1e12
+
+
+def finite(value: Any) -> float | None:
+    """`value` as a float when it is a finite number within `HUGE`, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int) and abs(value) > HUGE:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and abs(number) <= HUGE else None
+
+
 def num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    number = finite(value)
+    return "-" if number is None else f"{number:.{digits}f}"
 
 
 def signed(value: float | None) -> str:
-    if value is None:
+    number = finite(value)
+    if number is None:
         return "-"
-    return "0" if abs(value) < 5e-4 else f"{value:+.3f}".replace("-", "−")
+    return "0" if abs(number) < 5e-4 else f"{number:+.3f}".replace("-", "−")
 
 
 def when(timestamp: float | None) -> str:
-    if not timestamp:
+    stamp = finite(timestamp)
+    if not stamp:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    except (ValueError, OverflowError, OSError):
+        return "-"
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
+def duration(value: float | None) -> str:
+    seconds = finite(value)
+    if seconds is None or seconds < 0 or seconds > MAX_SECONDS:
         return "-"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
@@ -132,11 +159,13 @@ def duration(seconds: float | None) -> str:
 
 
 def since(timestamp: float | None) -> str:
-    return "-" if not timestamp else duration(max(0.0, time.time() - timestamp))
+    stamp = finite(timestamp)
+    return "-" if not stamp else duration(max(0.0, time.time() - stamp))
 
 
 def ago(timestamp: float | None) -> str:
-    return "-" if not timestamp else duration(max(0.0, time.time() - timestamp)) + " ago"
+    stamp = finite(timestamp)
+    return "-" if not stamp else duration(max(0.0, time.time() - stamp)) + " ago"
 
 
 def status_class(status: Any) -> str:
@@ -146,7 +175,8 @@ def status_class(status: Any) -> str:
 
 def percent(value: float | None) -> str:
     """A 0..1 reward as an SVG width in percent, clamped."""
-    return "0" if value is None else f"{max(0.0, min(1.0, value)) * 100:.1f}"
+    number = finite(value)
+    return "0" if number is None else f"{max(0.0, min(1.0, number)) * 100:.1f}"
 
 
 class Renderer:

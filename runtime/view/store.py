@@ -5,20 +5,26 @@ Everything under the folder is untrusted input: a job id or trace id from a URL,
 - an id from a URL must match `ID` (letters, digits, `-`, `_`; no dots, no slashes)
   before it names a path, and every path is resolved and checked to lie inside the
   folder: anything else is `NotFound` (a 404), never a file outside;
-- a job is read through `hud.eval.results.Job` (strict) and cached by the file's
-  size and mtime, so a page of a live job re-reads only what changed; a job.json that is
-  not a job is listed by `bad` with the reason, not a crash;
-- a trace is indexed once (offset, length, type and time of each line, by `TraceIndex`)
-  and its events are read a page at a time, so 10,000 events or 50 MB open without
-  loading it all into a page.
+- a job is read through `hud.eval.results.Job` (strict; never through a symlink) and
+  cached by the file's size and mtime, so a page of a live job re-reads only what
+  changed; a job.json that is not a job (any parse failure, even JSON nested too deep)
+  is listed by `bad` with the reason, not a crash. A job is named by its folder, not by
+  the id its file claims, and times or rewards that are not finite and sane are unknown;
+- a trace is indexed once (`hud.view.traceindex`) under its own lock, so indexing a big
+  trace stalls no other page, and its events are read a page at a time, so 10,000
+  events or 50 MB open without loading it all into a page.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import stat as stats
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from pydantic import ValidationError
 
 from hud.errors import HudError
 from hud.eval.results import Job
+from hud.view.traceindex import TraceIndex, decode, seconds
 
 #: what a job id, trace id or screenshot stem from a URL may be
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -34,11 +41,12 @@ SHOT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}\.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: an unfinished job with no write for this long is shown as stopped, not running
 STALE_SECONDS = 600.0
-#: a page of trace events ends at this many events or bytes of JSON, whichever is first
-PAGE_EVENTS = 200
-PAGE_BYTES = 2_000_000
-#: event types the run page shows above the trace (first or last of each is kept)
-SUMMARY_TYPES = ("rollout", "placement", "start", "answer", "grade", "error", "timeout", "end")
+#: trace indexes kept in memory (the most recently used ones)
+KEEP_INDEXES = 4
+#: a job's start or finish time outside this range (seconds since the epoch) is unknown
+MAX_TIMESTAMP = 1e11
+#: a reward beyond this magnitude is shown as none
+MAX_REWARD = 1e9
 
 
 class NotFound(HudError):
@@ -66,31 +74,14 @@ class JobEntry:
         return frozenset(run.slug for run in self.job.runs) if self.job else frozenset()
 
 
-@dataclass
-class TraceIndex:
-    """Where each event of a trace file is, and what the run page needs from all of them."""
-
-    offsets: list[tuple[int, int]] = field(default_factory=list)  # (offset, length)
-    types: list[str] = field(default_factory=list)
-    times: list[float | None] = field(default_factory=list)
-    summary: dict[str, list[int]] = field(default_factory=dict)  # type -> event numbers
-    usage: dict[str, int] = field(default_factory=dict)
-    bad: list[str] = field(default_factory=list)
-    pages: list[int] = field(default_factory=lambda: [0])  # first event of each page
-    page_bytes: int = 0  # of the last page so far
-    lines: int = 0  # lines indexed, blank and bad ones included
-    end: int = 0  # bytes indexed (through the last complete line)
-    stat: tuple[int, int] = (0, 0)
-
-
 class Store:
     """The runs folder at `root`, read for the viewer (thread-safe: pages render in a
     thread pool)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._jobs: dict[str, tuple[tuple[int, int], Job | None, str | None]] = {}
-        self._traces: dict[Path, TraceIndex] = {}
+        self._jobs: dict[str, tuple[tuple[int, int, int], Job | None, str | None]] = {}
+        self._traces: OrderedDict[Path, TraceIndex] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---- paths -------------------------------------------------------------------
@@ -104,7 +95,10 @@ class Store:
             if not (valid_id(part) or SHOT.fullmatch(part) or part in ("job.json",)
                     or (part.endswith(".jsonl") and valid_id(part[:-6]))):
                 raise NotFound(f"not a valid name: {part!r}")
-        path = self.root.joinpath(*parts).resolve()
+        try:
+            path = self.root.joinpath(*parts).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            raise NotFound(f"{'/'.join(parts)} cannot be resolved (a symlink loop?)") from None
         if not path.is_relative_to(self.root) or path == self.root:
             raise NotFound(f"{path} is outside the runs folder {self.root}")
         return path
@@ -170,25 +164,29 @@ class Store:
     def _entry(self, folder: Path) -> JobEntry:
         path = folder / "job.json"
         try:
-            stat = path.stat()
+            info = path.lstat()
         except OSError as exc:
             return JobEntry(folder.name, folder, None, f"unreadable ({exc})", "unreadable", 0.0)
-        key = (stat.st_size, stat.st_mtime_ns)
+        if not stats.S_ISREG(info.st_mode):
+            return JobEntry(folder.name, folder, None, "not read: job.json is a symlink or not "
+                            "a regular file (write a real job.json in the job folder)",
+                            "unreadable", 0.0)
+        key = (info.st_size, info.st_mtime_ns, info.st_ino)
         with self._lock:
             cached = self._jobs.get(folder.name)
         if cached is None or cached[0] != key:
-            job, error = _read_job(path)
+            job, error = _read_job(path, folder.name)
             cached = (key, job, error)
             with self._lock:
                 self._jobs[folder.name] = cached
         _, job, error = cached
         if job is None:
-            return JobEntry(folder.name, folder, None, error, "unreadable", stat.st_mtime)
-        last = stat.st_mtime
+            return JobEntry(folder.name, folder, None, error, "unreadable", info.st_mtime)
+        last = info.st_mtime
         if job.finished_at:
             state = "finished"
         else:
-            last = max([last, *(p.stat().st_mtime for p in folder.glob("*.jsonl"))])
+            last = max([last, *(_mtime(p) for p in folder.glob("*.jsonl"))])
             state = "running" if time.time() - last < STALE_SECONDS else "stopped"
         return JobEntry(folder.name, folder, job, None, state, last,
                         sorted({run.task.env for run in job.runs}))
@@ -220,90 +218,120 @@ class Store:
 
     # ---- traces ------------------------------------------------------------------
     def index(self, path: Path) -> TraceIndex:
-        """The index of trace file `path`, brought up to date with what was appended."""
-        stat = path.stat()
+        """The index of trace file `path`, brought up to date with what was appended.
+
+        Only this trace's index is locked while it is read, so other pages go on; the
+        `KEEP_INDEXES` most recently used indexes are kept.
+
+        Raises:
+            NotFound: the trace is gone or cannot be read.
+        """
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise NotFound(f"trace {path.name} cannot be read ({exc.strerror or exc})") from None
         with self._lock:
             index = self._traces.get(path)
-            if index is None or stat.st_size < index.end:
+            if index is None or info.st_size < index.end:
                 index = self._traces[path] = TraceIndex()
-            if index.stat != (stat.st_size, stat.st_mtime_ns):
-                _extend(index, path)
-                index.stat = (stat.st_size, stat.st_mtime_ns)
+            self._traces.move_to_end(path)
+            while len(self._traces) > KEEP_INDEXES:
+                self._traces.popitem(last=False)
+        with index.lock:
+            if index.stat != (info.st_size, info.st_mtime_ns):
+                try:
+                    index.extend(path)
+                except OSError as exc:
+                    raise NotFound(f"trace {path.name} cannot be read "
+                                   f"({exc.strerror or exc})") from None
+                index.stat = (info.st_size, info.st_mtime_ns)
             return index
 
     def events(self, path: Path, numbers: list[int]) -> dict[int, dict[str, Any]]:
-        """Events `numbers` of trace `path` (by their place in the file), read by offset."""
+        """Events `numbers` of trace `path` (by their place in the file), read by offset.
+
+        Raises:
+            NotFound: the trace is gone or cannot be read.
+        """
         index = self.index(path)
         found: dict[int, dict[str, Any]] = {}
-        with open(path, "rb") as fh:
-            for number in numbers:
-                if 0 <= number < len(index.offsets):
-                    offset, length = index.offsets[number]
-                    fh.seek(offset)
-                    found[number] = _decode(fh.read(length)) or {}
+        try:
+            with open(path, "rb") as fh:
+                for number in numbers:
+                    if 0 <= number < index.count:
+                        fh.seek(index.offsets[number])
+                        found[number] = decode(fh.read(index.lengths[number])) or {}
+        except OSError as exc:
+            raise NotFound(f"trace {path.name} cannot be read ({exc.strerror or exc})") from None
         return found
 
 
-def _read_job(path: Path) -> tuple[Job | None, str | None]:
+    def line(self, path: Path, number: int) -> str:
+        """Event `number` of trace `path` as the text of its line.
+
+        Raises:
+            NotFound: no such event, or the trace cannot be read.
+        """
+        index = self.index(path)
+        if not 0 <= number < index.count:
+            raise NotFound(f"no event {number} in {path.name}")
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(index.offsets[number])
+                return fh.read(index.lengths[number]).decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise NotFound(f"trace {path.name} cannot be read ({exc.strerror or exc})") from None
+
+
+def _mtime(path: Path) -> float:
+    """The mtime of `path`; 0.0 when it is gone (deleted since listed, a dangling link)."""
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _read_job(path: Path, job_id: str) -> tuple[Job | None, str | None]:
+    """The job in `path` (never through a symlink), named `job_id` after its folder
+    whatever its file says, with odd numbers made unknown; or None and why not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stats.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None, "not read: job.json is not a regular file"
+            data = json.loads(fh.read())
+    except OSError as exc:
         return None, f"unreadable ({type(exc).__name__}: {exc})"
+    except RecursionError:
+        return None, "unreadable (JSON nested too deep)"
+    except (ValueError, MemoryError) as exc:
+        return None, f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
     try:
-        return Job.model_validate(data), None
+        job = Job.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return None, f"not a job summary this hud reads ({where}: {first['msg']})"
+        where = ".".join(str(p) for p in first["loc"])[:200]
+        return None, f"not a job summary this hud reads ({where}: {str(first['msg'])[:200]})"
+    except (RecursionError, ValueError, TypeError, MemoryError) as exc:
+        return None, f"not a job summary this hud reads ({type(exc).__name__})"
+    return _sane(job, job_id), None
 
 
-def _decode(line: bytes) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line.decode("utf-8", errors="replace"))
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
+def _stamp(value: float) -> float:
+    return value if math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP else 0.0
 
 
-def _extend(index: TraceIndex, path: Path) -> None:
-    """Index the lines of `path` after `index.end`; a last line with no newline yet is
-    left for the next call (a live rollout is writing it)."""
-    with open(path, "rb") as fh:
-        fh.seek(index.end)
-        offset = index.end
-        for line in fh:
-            if not line.endswith(b"\n") and _decode(line) is None:
-                break  # torn (a killed job) or still being written
-            length = len(line)
-            index.lines += 1
-            event = _decode(line) if line.strip() else {}
-            if event is None:
-                index.bad.append(f"{path.name}:{index.lines}: not a JSON object")
-            elif event:
-                _add(index, offset, length, event)
-            offset += length
-        index.end = offset
-
-
-def _add(index: TraceIndex, offset: int, length: int, event: dict[str, Any]) -> None:
-    number = len(index.offsets)
-    kind = event.get("type")
-    kind = kind if isinstance(kind, str) else "?"
-    t = event.get("t")
-    index.offsets.append((offset, length))
-    index.types.append(kind)
-    index.times.append(float(t) if isinstance(t, (int, float)) and not isinstance(t, bool)
-                       else None)
-    if kind in SUMMARY_TYPES:
-        index.summary.setdefault(kind, []).append(number)
-    usage = event.get("usage")
-    if kind == "model_turn" and isinstance(usage, dict):
-        for key, value in usage.items():
-            if isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool):
-                index.usage[key] = index.usage.get(key, 0) + value
-    start = index.pages[-1]
-    if number > start and (number - start >= PAGE_EVENTS
-                           or index.page_bytes + length > PAGE_BYTES):
-        index.pages.append(number)
-        index.page_bytes = 0
-    index.page_bytes += length
+def _sane(job: Job, job_id: str) -> Job:
+    """`job` named `job_id`, with times and rewards that are not finite and in range
+    made unknown (a start time 0, no timing, no reward)."""
+    runs = []
+    for run in job.runs:
+        reward = run.reward
+        if reward is not None and not (math.isfinite(reward) and abs(reward) <= MAX_REWARD):
+            reward = None
+        timings = {k: v for k, v in run.timings.items()
+                   if (t := seconds(v)) is not None and t >= 0}
+        runs.append(run.model_copy(update={"reward": reward, "timings": timings}))
+    return job.model_copy(update={"id": job_id, "runs": runs,
+                                  "started_at": _stamp(job.started_at),
+                                  "finished_at": _stamp(job.finished_at)})

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from hud.view.export import MARKER, export
+from hud.view.store import Store
 from tests.view.conftest import Runs
-from tests.view.viewkit import hud, snap
+from tests.view.viewkit import hostile_job, hud, snap
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +68,27 @@ def test_export_refuses_a_folder_it_did_not_write(runs: Runs, tmp_path: Path) ->
     assert done.returncode == 1
     assert "not empty and is not an earlier export" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_re_export_replaces_links_in_out_and_leaves_their_targets(tmp_path: Path) -> None:
+    """Links planted in an earlier export (static/, shots/JOB, a run page) are replaced by
+    real folders and files; what they named is untouched."""
+    root, out, outside = tmp_path / "runs", tmp_path / "out", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "view.css").write_text("precious")
+    job_id, trace_id = hostile_job(root)
+    export(Store(root), out)
+    shutil.rmtree(out / "static")
+    (out / "static").symlink_to(outside)
+    shutil.rmtree(out / "shots" / job_id)
+    (out / "shots" / job_id).symlink_to(outside)
+    run_page = out / f"run-{job_id}.{trace_id}.html"
+    run_page.unlink()
+    run_page.symlink_to(outside / "view.css")
+    assert (out / MARKER).is_file()
+    export(Store(root), out)
+    assert sorted(p.name for p in outside.iterdir()) == ["view.css"]
+    assert (outside / "view.css").read_text() == "precious"
+    for path in (out / "static", out / "shots" / job_id, run_page):
+        assert not path.is_symlink() and path.exists()

@@ -14,7 +14,8 @@ from hud.eval.results import Job, Run
 from hud.eval.traces import write_job
 from hud.task import Task
 from hud.view import store as store_module
-from hud.view.beacon import BEACON, announce, running_url, viewer_hint, withdraw
+from hud.view import traceindex
+from hud.view.beacon import BEACON, announce, loopback_url, running_url, viewer_hint, withdraw
 from hud.view.store import NotFound, Store
 from tests.view.viewkit import ROOT, png
 
@@ -51,6 +52,21 @@ def test_a_symlink_out_of_the_folder_is_not_followed(tmp_path: Path) -> None:
         store.job("link")
 
 
+def test_odd_links_in_the_folder_are_not_listed(tmp_path: Path) -> None:
+    """A symlink loop, a dangling trace link and a job.json linked from elsewhere break
+    nothing: the loop is left out, the linked job.json is unreadable and not read."""
+    _job(tmp_path)
+    _job(tmp_path, "job2", finished=False)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "job2" / "gone.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    (tmp_path / "job3").mkdir()
+    (tmp_path / "job3" / "job.json").symlink_to(tmp_path / "job1" / "job.json")
+    entries = {e.id: e for e in Store(tmp_path).jobs()}
+    assert sorted(entries) == ["job1", "job2", "job3"]
+    assert entries["job2"].state == "running"
+    assert entries["job3"].job is None and "symlink" in (entries["job3"].error or "")
+
+
 def test_a_screenshot_must_be_a_png_in_the_job_folder(tmp_path: Path) -> None:
     """A real PNG is served; a file named .png that is not one is NotFound."""
     _job(tmp_path)
@@ -71,6 +87,20 @@ def test_an_unreadable_job_is_listed_with_the_reason(tmp_path: Path) -> None:
     entries = {e.id: e for e in Store(tmp_path).jobs(bad)}
     assert entries["broken"].state == "unreadable" and entries["job1"].state == "finished"
     assert len(bad) == 1 and "broken/job.json: not a job summary" in bad[0]
+
+
+def test_odd_numbers_in_a_job_are_unknown_and_its_folder_names_it(tmp_path: Path) -> None:
+    """Times and rewards that are not finite or sane read as unknown; the job's id is its
+    folder's name, whatever its file says."""
+    job = _job(tmp_path)
+    data = json.loads(job.model_dump_json())
+    data["started_at"], data["finished_at"] = 1e300, 2.0
+    data["runs"][0].update(reward=float("nan"), timings={"agent": float("inf"), "grade": 1.5})
+    (tmp_path / "job1" / "job.json").write_text(json.dumps({**data, "id": "other"}))
+    read = Store(tmp_path).job("job1").job
+    assert read is not None and read.id == "job1"
+    assert (read.started_at, read.finished_at) == (0.0, 2.0)
+    assert read.runs[0].reward is None and read.runs[0].timings == {"grade": 1.5}
 
 
 def test_an_unfinished_job_is_running_until_it_goes_quiet(tmp_path: Path) -> None:
@@ -97,7 +127,7 @@ def test_a_trace_is_paged_by_events_and_by_bytes(tmp_path: Path) -> None:
     _trace(path, 450)
     index = Store(tmp_path).index(path)
     assert index.pages == [0, 200, 400] and len(index.offsets) == 451
-    _trace(path, 3, size=store_module.PAGE_BYTES // 2)
+    _trace(path, 3, size=traceindex.PAGE_BYTES // 2)
     # three events of just over half a page: the first joins the last page, then one each
     assert Store(tmp_path).index(path).pages == [0, 200, 400, 452, 453]
 
@@ -133,6 +163,17 @@ def test_the_beacon_names_a_live_viewer_only(tmp_path: Path) -> None:
     (tmp_path / BEACON).write_text(json.dumps({"url": "javascript:alert(1)//\x1b[2J",
                                                "owner": json.loads("{}").get("x", "")}))
     assert running_url(tmp_path) is None
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("http://127.0.0.1:7788/", True), ("http://127.8.9.10:1/", True),
+    ("http://[::1]:7788/", True), ("http://localhost:7788/", True),
+    ("http://10.0.0.1:7788/", False), ("http://evil.example:80/", False),
+    ("http://[fe80::1]:7788/", False), ("http://127.0.0.1.evil.example:80/", False),
+])
+def test_the_beacon_url_must_name_the_loopback(url: str, ok: bool) -> None:
+    """Only a URL on 127.0.0.0/8, [::1] or localhost is a viewer `hud eval` points at."""
+    assert loopback_url(url) is ok
 
 
 def test_hud_view_without_jinja2_says_what_to_install(tmp_path: Path) -> None:
