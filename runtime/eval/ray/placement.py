@@ -50,6 +50,8 @@ CHUNK = 8 << 20
 START_TIMEOUT = 120.0
 #: seconds a cancelled remote rollout gets to close its lease and remove its container
 CANCEL_GRACE = 30.0
+#: seconds an idle slot on a node that just lost an actor has to answer, or it is dropped
+PROBE_TIMEOUT = 5.0
 
 
 @dataclass(eq=False)
@@ -193,14 +195,33 @@ class RayPlacement(Placement):
             self._free.notify_all()
 
     async def _lost(self, slot: _Slot) -> None:
-        """A slot's actor died: drop it and every slot of a node Ray no longer sees."""
+        """A slot's actor died: drop it, every slot of a node Ray no longer sees, and
+        every idle slot of the same node that does not answer at once (Ray may take many
+        seconds to declare a crashed node dead, and a retry must not be spent there)."""
         alive = await asyncio.to_thread(alive_nodes, self._ray)
         async with self._free:
             slot.dead = True
             for other in self._slots:
                 if other.node not in alive:
                     other.dead = True
+            suspects = [o for o in self._slots if o.node == slot.node and not o.dead
+                        and not o.busy]
+            for other in suspects:
+                other.busy = True  # held while it is probed, so no rollout takes it
+        answers = await asyncio.gather(*(self._answers(other) for other in suspects))
+        async with self._free:
+            for other, answered in zip(suspects, answers, strict=True):
+                other.busy, other.dead = False, other.dead or not answered
             self._free.notify_all()
+
+    @staticmethod
+    async def _answers(slot: _Slot) -> bool:
+        """Whether the slot's actor answers a cheap call within `PROBE_TIMEOUT` seconds."""
+        try:
+            await asyncio.wait_for(slot.actor.where.remote(), PROBE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - any failure to answer is the answer
+            return False
+        return True
 
     async def _ensure_image(self, slot: _Slot) -> None:
         """Ship the image to the slot's node unless its engine has that ID (once a node)."""

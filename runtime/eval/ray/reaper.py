@@ -16,9 +16,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 
 from hud.build import docker as hd
 from hud.errors import HudError
+
+#: seconds between sweeps; the reaper stops after `CLEAN_SWEEPS` empty ones in a row (a
+#: `docker run` the actor had in flight when it died may create its container after the
+#: first listing) or after `MAX_SWEEPS` in all
+SETTLE = 1.0
+CLEAN_SWEEPS = 2
+MAX_SWEEPS = 10
 
 
 def main(label: str, store: str) -> int:
@@ -26,10 +34,18 @@ def main(label: str, store: str) -> int:
     while sys.stdin.buffer.read(1 << 16):
         pass  # nothing is ever written: read returns b"" when the actor is gone
     shutil.rmtree(store, ignore_errors=True)
+    clean = 0
     try:
-        ids = hd.labelled(label)
-        if ids:
-            hd.check("rm", "-f", *ids, timeout=120, what=f"removing {len(ids)} container(s)")
+        for _ in range(MAX_SWEEPS):
+            ids = hd.labelled(label)
+            if ids:
+                clean = 0
+                hd.check("rm", "-f", *ids, timeout=120, what=f"removing {len(ids)} container(s)")
+            else:
+                clean += 1
+                if clean >= CLEAN_SWEEPS:
+                    break
+            time.sleep(SETTLE)
     except HudError as exc:
         print(f"hud reaper: {label}: {exc}; `hud prune` removes them", file=sys.stderr)
         return 1
