@@ -104,6 +104,8 @@ class RayPlacement(Placement):
         self._start_lock = asyncio.Lock()
         self._node_locks: dict[str, asyncio.Lock] = {}
         self._has_image: set[str] = set()
+        #: whether image_id was resolved for the current job (kept slots re-resolve it)
+        self._image_fresh = False
         self._groups: dict[str, Counter[str]] = {}
         self._agents: dict[int, Any] = {}
         self._jobs: set[str] = set()
@@ -131,14 +133,18 @@ class RayPlacement(Placement):
             InfraError: the cluster cannot be reached, or the actors did not start.
         """
         async with self._start_lock:
-            if self._slots:
+            if self._slots and self._image_fresh:
                 return
             info = await asyncio.to_thread(hd.inspect_image, self.image)
             if info is None:
                 raise ConfigError(f"image {self.image!r} is not in this host's Docker engine, "
                                   f"from which the Ray nodes receive it; build it (`hud "
                                   f"build`) or load it (`hud images load FILE.tar`)")
-            self.image_id = str(info["Id"])
+            if self.image_id != str(info["Id"]):  # rebuilt since the last job (keep_slots)
+                self._has_image.clear()
+            self.image_id, self._image_fresh = str(info["Id"]), True
+            if self._slots:
+                return
             self._ray = ray = await asyncio.to_thread(connect, self.address)
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -350,6 +356,7 @@ class RayPlacement(Placement):
         slot actors end unless `keep_slots`."""
         jobs, self._jobs = self._jobs, set()
         sweep, self._interrupted = self._interrupted, False
+        self._image_fresh = False  # the next job looks the image up again
         live = [s for s in self._slots if not s.dead]
         calls = [s.actor.drain.remote(job, sweep) for s in live for job in jobs]
         if calls:
