@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import posixpath
 import shlex
 from typing import TYPE_CHECKING, Any
 
 from hud.agents.context import RunContext
-from hud.agents.tools import Tool, ToolResult, truncate
-from hud.agents.tools.session import INTERRUPT_GRACE, START_TIMEOUT, ShellSession
+from hud.agents.tools import Tool, ToolResult, session, truncate
+from hud.agents.tools.session import ShellSession
 from hud.errors import InfraError
 
 if TYPE_CHECKING:  # asyncssh loads when a connection is made
@@ -45,6 +46,11 @@ MAX_COMMAND_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 30.0
 #: seconds to wait for the channel of a killed command to close
 CLOSE_TIMEOUT = 5.0
+#: seconds a `bash` call may take in all: its command, Ctrl-C and the sync lines after it,
+#: and starting a shell twice (one to replace a dead shell first, one to replace a shell the
+#: command left unusable), each after killing the old shell's session
+BASH_TOOL_TIMEOUT = (MAX_COMMAND_TIMEOUT + (1 + session.SYNC_TRIES) * session.INTERRUPT_GRACE
+                     + 2 * (session.START_TIMEOUT + 2 * session.CLOSE_TIMEOUT) + 15)
 #: seconds a file operation may take
 EDIT_TIMEOUT = 60.0
 #: lines of a directory listing shown by `edit view`
@@ -112,7 +118,7 @@ def ssh_tools(conn: SSHClientConnection, cwd: str, suffix: str = "") -> list[Too
              "`restart` starts a fresh shell. stdin is /dev/null. Returns the exit code and "
              "the output (stdout and stderr as one stream). A command past its timeout is "
              "interrupted with Ctrl-C.", BASH_SCHEMA, shell.bash,
-             timeout=MAX_COMMAND_TIMEOUT + INTERRUPT_GRACE + 2 * START_TIMEOUT + 15),
+             timeout=BASH_TOOL_TIMEOUT),
         Tool(f"edit{suffix}", f"View, create or edit files in the workspace ({cwd}).",
              EDIT_SCHEMA, shell.edit, timeout=EDIT_TIMEOUT + 15),
     ]
@@ -164,7 +170,9 @@ class RemoteShell:
                 not isinstance(command, str) or not command.strip()):
             return ToolResult("bash needs a non-empty 'command' string", is_error=True)
         timeout = args.get("timeout") or COMMAND_TIMEOUT
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
+        # NaN passes `<= 0` and would disable the timeout (json.loads reads `NaN`)
+        if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                or not math.isfinite(timeout) or timeout <= 0):
             return ToolResult(f"'timeout' must be a positive number of seconds, got {timeout!r}",
                               is_error=True)
         timeout = min(float(timeout), MAX_COMMAND_TIMEOUT)
