@@ -29,6 +29,13 @@ from hud.serve.loader import load_environment
 ENVS = Path(__file__).parent / "envs"
 READY_TIMEOUT = 20.0
 
+# A run started in the background by a non-interactive shell (`bash .ci/run &`) inherits
+# SIGINT ignored, and every process the tests start would inherit that too: a Ctrl-C sent
+# to a command in the agent's shell, or to a driver, would then do nothing. Tests run as
+# from a terminal: SIGINT handled (children get the default action).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture
 def short_dir() -> Iterator[Path]:

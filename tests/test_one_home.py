@@ -16,6 +16,8 @@ STARTS_PROCESSES = {
     "runtime/capabilities/shells.py": "the agent's ssh sessions: a pty process per channel",
     "runtime/grading/bounded.py": "the grading sandbox's bounded process",
     "cli/ssh.py": "hud ssh replaces itself with OpenSSH (os.execvp)",
+    "runtime/eval/ray/slot.py": "a Ray slot starts its reaper, whose stdin it holds for life",
+    "runtime/eval/ray/reaper.py": "the reaper forks once to leave the Ray worker's processes",
 }
 PROCESS_CALLS = {"Popen", "create_subprocess_exec", "create_subprocess_shell", "system",
                  "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
