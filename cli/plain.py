@@ -68,26 +68,23 @@ def echo(message: object = None, err: bool = False) -> None:
     stream.flush()
 
 
-#: characters that act on a terminal or hide or reorder text: C0 controls, DEL, C1
+#: beyond C0 controls, what a terminal acts on or hides or reorders text with: DEL, C1
 #: controls (\x9b is a CSI), the Arabic letter mark, zero-width characters, bidi marks,
-#: embeddings, overrides and isolates, invisible operators, the BOM
-_UNSAFE = ("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069"
-           "\ufeff]")
+#: embeddings, overrides and isolates, invisible operators, the BOM (one list for
+#: `printable` and `json_text`)
+_HIDDEN_CODES = (*range(0x7f, 0xa0), 0x61c, *range(0x200b, 0x2010), *range(0x202a, 0x202f),
+                 *range(0x2060, 0x206a), 0xfeff)
+_UNSAFE = {code: f"\\u{code:04x}" for code in (*range(0x20), *_HIDDEN_CODES)}
 
 
 def printable(text: str) -> str:
     """Untrusted text (a provider's error, a task slug from a job file) for one terminal
     line: every control, bidi and zero-width character shown as `\\uXXXX`."""
-    import re
-
-    return re.sub(_UNSAFE, lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text.translate(_UNSAFE)
 
 
-#: what JSON text leaves raw but a terminal acts on or hides text with (JSON escapes C0):
-#: DEL, C1 controls, zero-width and bidi characters, the BOM -> their JSON \\u escapes
-_JSON_HIDDEN = {code: f"\\u{code:04x}" for code in (*range(0x7f, 0xa0), *range(0x200b, 0x2010),
-                                                   *range(0x202a, 0x202f),
-                                                   *range(0x2066, 0x206a), 0xfeff)}
+#: JSON text already escapes C0: the rest of the list becomes its JSON \\u escape
+_JSON_HIDDEN = {code: f"\\u{code:04x}" for code in _HIDDEN_CODES}
 
 
 def json_text(text: str) -> str:
