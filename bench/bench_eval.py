@@ -14,8 +14,11 @@ with no warm pool and with a warm pool of N (`Taskset.run(warm=N)`; N = the conc
 unless `--warm` fixes it), each as a ratio to bare run + rm at that concurrency, measured
 just before. The oracle answers at once, so a rollout is all container work; `--think S`
 has it wait S seconds first, as a model would, which is the time a warm pool overlaps
-container start with. Every docker command goes through `hud.build.docker`. Asserts
-nothing about time.
+container start with; the bare baseline then keeps each container S seconds too (what a
+harness pays to hold a container for an agent's S seconds). Each cell also gives the
+machine's CPU per rollout (all processes, /proc/stat): with an instant oracle on few
+cores the cells are CPU-bound, and the ratio tends to bare CPU ÷ docker CPU. Every
+docker command goes through `hud.build.docker`. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -30,9 +33,18 @@ from pathlib import Path
 from typing import Any
 
 
-async def bare_containers(image: str, count: int, concurrency: int) -> float:
+def cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (all cores, /proc/stat), in s."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+async def bare_containers(image: str, count: int, concurrency: int,
+                          hold: float = 0.0) -> tuple[float, float]:
     """Seconds to start (`docker run -d`) and remove `count` bare containers, `concurrency`
-    at a time."""
+    at a time, each kept `hold` seconds (the agent's time, when the curve has one); and
+    the machine's CPU seconds per container."""
     from hud.build import docker as hd
 
     limit = asyncio.Semaphore(concurrency)
@@ -41,11 +53,13 @@ async def bare_containers(image: str, count: int, concurrency: int) -> float:
         async with limit:
             done = await hd.acheck("run", "-d", "--network", "none", "--entrypoint", "sleep",
                                    image, "60", timeout=120, what="bare docker run")
+            if hold:
+                await asyncio.sleep(hold)
             await hd.acheck("rm", "-f", done.stdout.strip(), timeout=120, what="bare docker rm")
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(one() for _ in range(count)))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, (cpu_seconds() - c0) / count
 
 
 def oracle(think: float) -> Any:
@@ -64,17 +78,18 @@ def oracle(think: float) -> Any:
 
 
 async def timed_job(tasks: Any, image: str, group: int, concurrency: int,
-                    warm: int, think: float) -> tuple[float, float | None]:
-    """Seconds for one oracle job in docker, and its reward."""
+                    warm: int, think: float) -> tuple[float, float | None, float]:
+    """Seconds for one oracle job in docker, its reward, and the machine's CPU seconds per
+    rollout."""
     from hud.eval import DockerPlacement
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     job = await tasks.run(oracle(think), group=group, runtime=DockerPlacement(image),
                           max_concurrent=concurrency, warm=warm)
     seconds = time.perf_counter() - t0
     if job.errors:
         raise SystemExit(f"the bench job failed: {[r.error for r in job.errors]}")
-    return seconds, job.reward
+    return seconds, job.reward, (cpu_seconds() - c0) / (len(tasks) * group)
 
 
 async def scaling_curve(tasks: Any, image: str, group: int, levels: list[int],
@@ -83,11 +98,12 @@ async def scaling_curve(tasks: Any, image: str, group: int, levels: list[int],
     rows = []
     for concurrency in levels:
         pool = warm if warm is not None else concurrency
-        bare = await bare_containers(image, n, concurrency)
-        cold, _ = await timed_job(tasks, image, group, concurrency, 0, think)
-        warmed, _ = await timed_job(tasks, image, group, concurrency, pool, think)
+        bare, bare_cpu = await bare_containers(image, n, concurrency, hold=think)
+        cold, _, cold_cpu = await timed_job(tasks, image, group, concurrency, 0, think)
+        warmed, _, warm_cpu = await timed_job(tasks, image, group, concurrency, pool, think)
         rows.append({"concurrency": concurrency, "warm": pool, "bare": n / bare * 60,
-                     "cold": n / cold * 60, "warmed": n / warmed * 60})
+                     "cold": n / cold * 60, "warmed": n / warmed * 60,
+                     "bare_cpu": bare_cpu, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu})
     return rows
 
 
@@ -126,7 +142,7 @@ async def main() -> None:
                               max_concurrent=opts.max_concurrent)
         rows.append((f"docker (max_concurrent={opts.max_concurrent})", time.perf_counter() - t0,
                      job.reward))
-        bare = await bare_containers(tag, n, opts.max_concurrent)
+        bare, _ = await bare_containers(tag, n, opts.max_concurrent)
         curve = await scaling_curve(tasks, tag, opts.group, levels, opts.warm, opts.think)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -138,15 +154,17 @@ async def main() -> None:
     print(f"\ndocker placement / bare containers: {rows[1][1] / bare:.2f}x the time")
     if not curve:
         return
-    think = f", the agent thinking {opts.think:g}s" if opts.think else ""
+    think = f", the agent thinking {opts.think:g}s (a bare container is kept as long)" \
+        if opts.think else ""
     print(f"\nscaling curve: docker rollouts/min, {n} per cell{think}; ratio = ÷ bare docker "
-          f"run -d + rm -f at the same concurrency\n")
-    print(f"{'concurrency':>11}{'bare/min':>10}{'warm 0/min':>12}{'ratio':>7}"
-          f"{'warm N':>8}{'/min':>7}{'ratio':>7}")
+          f"run -d + rm -f at the same concurrency; cpu = the machine's CPU ms per rollout\n")
+    print(f"{'concurrency':>11}{'bare/min':>10}{'cpu':>6}{'warm 0/min':>12}{'ratio':>7}{'cpu':>6}"
+          f"{'warm N':>8}{'/min':>7}{'ratio':>7}{'cpu':>6}")
     for row in curve:
-        print(f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['cold']:>12.0f}"
-              f"{row['cold'] / row['bare']:>7.2f}{row['warm']:>8.0f}{row['warmed']:>7.0f}"
-              f"{row['warmed'] / row['bare']:>7.2f}")
+        print(f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
+              f"{row['cold']:>12.0f}{row['cold'] / row['bare']:>7.2f}"
+              f"{row['cold_cpu'] * 1000:>6.0f}{row['warm']:>8.0f}{row['warmed']:>7.0f}"
+              f"{row['warmed'] / row['bare']:>7.2f}{row['warm_cpu'] * 1000:>6.0f}")
 
 
 if __name__ == "__main__":

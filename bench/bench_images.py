@@ -7,11 +7,15 @@ Every number is reported next to a baseline measured in the same run, as a ratio
                                   is written at once, the answer, `docker rm -f`; its
                                   floor (the same docker commands, `cat` for `hud
                                   connect`, no daemon: what docker alone costs); also the
-                                  docker placement's own path, `DockerPlacement.open()` +
-                                  `Lease.close()` + the removal (one `hud connect --mux`
-                                  exec: SSH handshake, control stream, hello; --network
-                                  none, against a baseline with it too), and the way
-                                  before (an exec + hello retried every 100 ms)
+                                  docker placement's own path: `DockerPlacement.open()`
+                                  to the manifest (one `hud connect --mux` exec, control
+                                  lines until a tunnel is needed), then + `Lease.close()`
+                                  + the removal (against a --network none baseline, as
+                                  the placement runs); two floors: `docker run -d` alone,
+                                  and it plus the daemon's own start → answered hello
+                                  (timed inside a running container, no docker on the
+                                  path); and the way before (an exec + hello retried
+                                  every 100 ms)
     exec hud task start/grade vs  `docker exec run1 true`
     rebuild after an edit     vs  a rebuild with nothing changed
     layer sizes in MB
@@ -126,17 +130,62 @@ def start_exec_floor(image: str) -> None:
                        timeout=60)
 
 
-def placement_open_close(image: str) -> None:
-    """`DockerPlacement.open()` (a ready lease, its hello answered) and `Lease.close()`."""
+def placement_open_close(image: str) -> tuple[float, float]:
+    """`DockerPlacement.open()` (a ready lease, its hello answered), then `Lease.close()`
+    and the container's removal: the ms to the manifest, and to the end."""
 
-    async def once() -> None:
+    async def once() -> tuple[float, float]:
         placement = DockerPlacement(image)
+        started = time.perf_counter()
         lease = await placement.open("bench", uuid.uuid4().hex[:12])
+        opened = time.perf_counter()
         assert lease.hello is not None and "tasks" in lease.hello
         await lease.close()
         await placement.shutdown()  # the container's removal, backgrounded by close()
+        return (opened - started) * 1000, (time.perf_counter() - started) * 1000
 
-    asyncio.run(once())
+    return asyncio.run(once())
+
+
+#: run inside a container: start `hud serve`, say hello as soon as it listens, print the
+#: ms from the daemon's start to the answer
+DAEMON_PROBE = """
+import os, socket, subprocess, time
+started = time.perf_counter()
+daemon = subprocess.Popen(["hud", "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:
+    try:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect("/run/hud/control.sock")
+        break
+    except OSError:
+        sock.close()
+        time.sleep(0.001)
+sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {}}\\n')
+answer = b""
+while b"\\n" not in answer:
+    answer += sock.recv(65536)
+print((time.perf_counter() - started) * 1000)
+daemon.kill()
+"""
+
+
+def daemon_start(image: str, rounds: int) -> float:
+    """Median ms from `hud serve`'s start to its answered hello, inside a running container
+    of `image` (no docker on the path: what the daemon itself takes)."""
+    container = sh("docker", "run", "-d", "--network", "none", "--entrypoint", "sleep", image,
+                   "600").stdout.strip()
+    try:
+        samples = []
+        for _ in range(rounds):
+            sh("docker", "exec", container, "rm", "-f", "/run/hud/control.sock")
+            out = sh("docker", "exec", container, "/opt/hud/venv/bin/python", "-c",
+                     DAEMON_PROBE).stdout
+            samples.append(float(out.strip()))
+        return statistics.median(samples)
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], check=False, capture_output=True,
+                       timeout=60)
 
 
 def wheel_table(image: str, parent: str) -> list[str]:
@@ -176,7 +225,7 @@ def main() -> None:
 
         # 1. container start → a served manifest, vs a bare `docker run --rm IMAGE true`
         # (interleaved, so that both see the same load on a shared machine).
-        bare, served, floor, bare_none, placed, retried = [], [], [], [], [], []
+        bare, served, floor, bare_none, placed, retried, run_d = [], [], [], [], [], [], []
         placement_open_close(tag)  # the first open learns what the engine grants
         for _ in range(rounds):
             bare.append(timed(lambda: sh("docker", "run", "--rm", tag, "true"), 1))
@@ -184,15 +233,27 @@ def main() -> None:
             floor.append(timed(lambda: start_exec_floor(tag), 1))
             bare_none.append(timed(lambda: sh("docker", "run", "--rm", "--network", "none",
                                               tag, "true"), 1))
-            placed.append(timed(lambda: placement_open_close(tag), 1))
+            placed.append(placement_open_close(tag))
             retried.append(timed(lambda: start_to_manifest_retried(tag), 1))
+            started = time.perf_counter()
+            container = sh("docker", "run", "-d", "--network", "none", "--entrypoint", "sleep",
+                           tag, "60").stdout.strip()
+            run_d.append((time.perf_counter() - started) * 1000)
+            sh("docker", "rm", "-f", container)
         median = statistics.median
-        rows.append(("start → served manifest", median(served), "docker run --rm IMAGE true",
-                     median(bare)))
+        daemon_ms = daemon_start(tag, rounds)
+        rows.append(("start → manifest (placement)", median(p[0] for p in placed),
+                     "docker run --rm IMAGE true", median(bare)))
+        rows.append(("  + close + removal", median(p[1] for p in placed),
+                     "  same, --network none", median(bare_none)))
+        rows.append(("  run -d, exec hello, rm -f", median(served),
+                     "docker run --rm IMAGE true", median(bare)))
         rows.append(("  floor: exec `cat`, no daemon", median(floor),
                      "docker run --rm IMAGE true", median(bare)))
-        rows.append(("  DockerPlacement open+close", median(placed), "  same, --network none",
-                     median(bare_none)))
+        rows.append(("  floor: `docker run -d` alone", median(run_d),
+                     "docker run --rm IMAGE true", median(bare)))
+        rows.append(("  floor: run -d + daemon start", median(run_d) + daemon_ms,
+                     "docker run --rm IMAGE true", median(bare)))
         rows.append(("  before: exec retried /100ms", median(retried),
                      "docker run --rm IMAGE true", median(bare)))
 

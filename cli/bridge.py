@@ -8,6 +8,7 @@ for importing click.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 
@@ -17,7 +18,28 @@ from hud.stdio import socket_to_stdout, stdin_to_socket, write_all
 
 def _serve_mux(socket_path: str | None, url: str | None, token: str | None,
                wait: float) -> None:
-    """Serve the multiplexed connection (hud.serve.mux) over stdin/stdout until it ends."""
+    """Serve the multiplexed connection over stdin/stdout until it ends: control lines
+    first, SSH from when the host starts it (hud.serve.upgrade), or SSH at once for a
+    host that starts with it."""
+    from hud.serve.upgrade import bridge_until_ssh, first_bytes, speaks_ssh
+
+    first = first_bytes()
+    if not first:
+        return
+    control = None
+    if not speaks_ssh(first):
+        control = open_socket(socket_path, url, wait=wait)
+        first = bridge_until_ssh(control, first) or b""
+        if not first:
+            control.close()
+            return
+        wait = 0.0  # the daemon is up
+    _serve_ssh(first, dialer_args=(socket_path, url, token, wait), control=control)
+
+
+def _serve_ssh(first: bytes, dialer_args: tuple[str | None, str | None, str | None, float],
+               control: socket.socket | None) -> None:
+    """The SSH server of hud.serve.mux, its client's first bytes read already."""
     import asyncio
     import ctypes.util
 
@@ -31,7 +53,7 @@ def _serve_mux(socket_path: str | None, url: str | None, token: str | None,
         from hud.serve.mux import Dialer, serve_stdio
     finally:
         ctypes.util.find_library = find_library
-    asyncio.run(serve_stdio(Dialer(socket_path, url, token, wait)))
+    asyncio.run(serve_stdio(Dialer(*dialer_args, control=control), first))
 
 
 def bridge(tunnel_name: str | None, wait: float, mux: bool, socket_path: str | None,

@@ -6,7 +6,8 @@ speaks the protocol over the exec's pipes. No published port, works with
 `--network none`, and the same over `kubectl exec`.
 
 `--mux` carries the control channel and any number of tunnels over one exec, as SSH
-channels (hud.serve.mux); the docker placement and `hud.attach` use it.
+channels (hud.serve.mux); the docker placement and `hud.attach` use it. It starts as
+plain control lines and switches to SSH when the host starts it (hud.serve.upgrade).
 
 `--wait SECONDS` makes one exec enough for a container that is still starting: the
 command waits (bounded) for the daemon's socket to accept, in the container, then

@@ -31,6 +31,11 @@ class FrameReader:
         self._scan = 0
         self._discarding = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the stream and not returned as a frame yet."""
+        return len(self._buf)
+
     def _take(self, end: int) -> bytes:
         """Remove and return the buffer up to `end`, dropping the newline at `end`."""
         with memoryview(self._buf) as view:

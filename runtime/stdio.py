@@ -21,9 +21,12 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def stdin_to_socket(sock: socket.socket) -> None:
-    """Copy stdin to `sock` until stdin ends (or the peer goes), then shut down writing."""
+def stdin_to_socket(sock: socket.socket, first: bytes = b"") -> None:
+    """Copy `first` (stdin's bytes read already), then stdin, to `sock` until stdin ends
+    (or the peer goes), then shut down writing."""
     try:
+        if first:
+            sock.sendall(first)
         while data := os.read(0, _CHUNK):
             sock.sendall(data)
     except OSError:

@@ -98,6 +98,32 @@ class Channel:
                 raise await self._broken(method, f"{type(exc).__name__}: {exc}") from exc
         return wire.reply_result(reply, request_id, method=method, peer=self._describe)
 
+    async def switch(
+        self, carrier: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
+    ) -> None:
+        """Move the channel onto the (reader, writer) `carrier()` makes, called with no
+        call in flight (calls wait meanwhile). The old pair is left to whatever
+        `carrier` made of it; a frame of the old stream not read yet is a protocol error
+        (the daemon sends nothing unasked).
+
+        Raises:
+            ProtocolError: the old stream held bytes no call asked for.
+            Whatever `carrier` raises; the channel is then closed.
+        """
+        async with self._lock:
+            if self.closed:
+                raise InfraError(f"{self._describe}: channel already closed")
+            if self._frames.buffered:
+                raise ProtocolError(wire.INVALID_REQUEST, f"{self._describe} sent "
+                                    f"{self._frames.buffered} bytes nobody asked for")
+            try:
+                reader, writer = await carrier()
+            except BaseException:
+                await self.close()
+                raise
+            self._frames = FrameReader(reader, MAX_FRAME_BYTES)
+            self._writer = writer
+
     async def close(self) -> None:
         if self.closed:
             return

@@ -38,6 +38,20 @@ def _refused(name: str, reason: str, describe: str) -> Exception:
     return InfraError(f"{describe}: cannot open {name!r}: {reason}")
 
 
+class _Taken:
+    """An asyncssh tunnel that is an open transport: its one connection is made on it."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    async def create_connection(self, factory: Any, host: str, port: int) -> tuple[Any, Any]:
+        conn = factory()
+        self._transport.set_protocol(conn)
+        conn.connection_made(self._transport)
+        self._transport.resume_reading()
+        return self._transport, conn
+
+
 class MuxConnection:
     """One SSH connection to a `hud connect --mux` server; `open()` streams over it."""
 
@@ -69,6 +83,35 @@ class MuxConnection:
                 f"{type(exc).__name__}: {exc}"
             raise InfraError(f"{describe}: the multiplexed connection did not open "
                              f"({why})") from exc
+        return cls(conn, describe)
+
+    @classmethod
+    async def switch(cls, transport: asyncio.Transport, *, describe: str,
+                     timeout: float) -> MuxConnection:
+        """Start SSH on a connection that carried control lines until now (hud.serve.upgrade):
+        `transport` is taken from its protocol (a StreamReader's, left with nothing) and
+        given to the SSH client, which writes the identification string the server waits
+        for. The transport is closed on failure.
+
+        Raises:
+            InfraError: the server did not answer, or not as SSH, within `timeout`.
+        """
+        import asyncssh
+
+        from hud.serve.mux import ALGORITHMS
+
+        try:
+            conn = await asyncio.wait_for(asyncssh.connect(
+                describe, tunnel=_Taken(transport), username="hud", known_hosts=None,
+                client_keys=None, agent_path=None, password=None, config=None,
+                keepalive_interval=0, preferred_auth="none", **ALGORITHMS,
+            ), timeout)
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            transport.close()
+            why = "no answer" if isinstance(exc, TimeoutError) else \
+                f"{type(exc).__name__}: {exc}"
+            raise InfraError(f"{describe}: the multiplexed connection did not start on the "
+                             f"control connection ({why})") from exc
         return cls(conn, describe)
 
     @property

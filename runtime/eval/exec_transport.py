@@ -8,10 +8,12 @@ round trip inside it. When the exec ends (killed, the container stopped), every 
 on it ends: the control channel's next call is an `InfraError`, never a hang.
 
 The connection is made with one exec, even for a container that was started a moment
-ago: `hud connect --mux --wait SECONDS` starts its SSH server at once (the handshake
-overlaps the daemon's start) and the control stream's open waits in the container for
-the daemon's socket to accept; the `hello` written at once is answered as soon as it
-does. The answer (the manifest) is kept for the rollout, which never asks again.
+ago: `hud connect --mux --wait SECONDS` waits in the container for the daemon's socket
+to accept, and the `hello` written at once is answered as soon as it does. The answer
+(the manifest) is kept for the rollout, which never asks again. The connection carries
+plain control lines until the first tunnel: `tunnel()` then starts SSH on it
+(hud.serve.upgrade) and moves the control channel onto an SSH stream, the same daemon
+session; a rollout that opens no tunnel never pays for SSH on either side.
 
 Used by the docker and attach placements. The process is started by
 `hud.build.docker.spawn` (so `HUD_DOCKER` holds), the diagnostics read through
@@ -24,12 +26,12 @@ import asyncio
 import contextlib
 import re
 import socket
-from typing import Any
+from typing import Any, cast
 
 from hud.build import docker as hd
 from hud.clients.channel import Channel
 from hud.clients.mux import MuxConnection
-from hud.errors import DockerError, HudError, InfraError
+from hud.errors import DockerError, HudError, InfraError, ProtocolError
 from hud.eval.lease import HELLO, Streams
 
 #: seconds the host waits for `hello` beyond the container-side wait (the exec's own start)
@@ -38,8 +40,15 @@ READY_MARGIN = 30.0
 STOP_SETTLE = 10.0
 #: seconds the exec gets to end by itself once its connection is closed
 EXIT_GRACE = 2.0
+#: seconds SSH may take to start on the connection (the container imports asyncssh)
+SSH_START_TIMEOUT = 60.0
+#: bytes of the control channel's answers the host buffers before it stops reading
+STREAM_LIMIT = 1 << 20
 #: what click says (old and new wording) when the image's hud lacks --mux or --wait
 _OLD_HUD = re.compile(r"no such option:? '?--(mux|wait)\b", re.IGNORECASE)
+#: what an image's `hud connect --mux` that starts with SSH says to control lines: its
+#: identification string (read as the answer), or its complaint on stderr
+_SSH_FIRST = re.compile(r"SSH-2\.0-|no SSH client on stdin/stdout")
 #: the destination name of the control stream (hud.serve.mux.CONTROL; not imported from
 #: there, which would load asyncssh before it is needed)
 CONTROL = "hud-control"
@@ -68,7 +77,12 @@ class ExecTransport:
         self.container = hd.checked_ref(container, "container")  # never a docker option
         self.docker = docker
         self._proc: asyncio.subprocess.Process | None = None
+        #: the control channel, and the writer of the exec's pipes while they carry it
+        #: alone (before SSH starts)
+        self._control: Channel | None = None
+        self._plain: asyncio.StreamWriter | None = None
         self._mux: MuxConnection | None = None
+        self._switching = asyncio.Lock()
         #: the daemon's answer to `hello` on the control channel
         self.hello: Any = None
 
@@ -121,20 +135,18 @@ class ExecTransport:
             return await self.logs() if ready else ""
 
         try:
-            self._mux = await MuxConnection.start(
-                ours, describe=f"container {self.container}",
-                timeout=ready_timeout + READY_MARGIN)
-            reader, writer = await self._mux.open(CONTROL,
-                                                  timeout=ready_timeout + READY_MARGIN)
+            ours.setblocking(False)
+            reader, writer = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
             channel = Channel(reader, writer, describe=f"container {self.container}",
                               diagnose=diagnose)
+            self._control, self._plain = channel, writer
             try:
                 self.hello = await channel.call("hello", dict(HELLO),
                                                 timeout=ready_timeout + READY_MARGIN)
             except BaseException:
                 await channel.close()
                 raise
-        except InfraError as exc:
+        except (InfraError, ProtocolError) as exc:
             await self.close()
             raise await self._not_ready(proc, str(exc), ready_timeout) from exc
         except BaseException:
@@ -164,6 +176,10 @@ class ExecTransport:
         if hd.engine_down(said):
             return DockerError(f"cannot reach container {self.container}: {said}\nthe Docker "
                                f"engine is not reachable; {hd.FIX_START}")
+        if _SSH_FIRST.search(said) or _SSH_FIRST.search(why):
+            return InfraError(f"the hud in container {self.container} speaks an older `hud "
+                              f"connect --mux` (SSH from the first byte): {said[-300:]}\n"
+                              f"rebuild its image with this hud (`hud build`)")
         if _OLD_HUD.search(said):
             return InfraError(f"the hud in container {self.container} predates `hud connect "
                               f"--mux`: {said}\nrebuild its image with this hud (`hud build`)")
@@ -176,21 +192,41 @@ class ExecTransport:
                           f"(waited up to {ready_timeout:g}s): {said}\n{logs}")
 
     async def tunnel(self, name: str) -> Streams:
-        """A new stream to capability `name` on the container's connection.
+        """A new stream to capability `name` on the container's connection; the first
+        starts SSH on it (see the module docstring), which moves the control channel onto
+        one of its streams.
 
         Raises:
             RemoteError: the daemon refused it (unknown capability, capability down).
             InfraError: the connection is gone (the exec ended, the container stopped).
         """
-        if self._mux is None:
+        async with self._switching:
+            if self._mux is None:
+                await self._start_ssh()
+        assert self._mux is not None
+        return await self._mux.open(name)
+
+    async def _start_ssh(self) -> None:
+        control, plain = self._control, self._plain
+        if control is None or plain is None or self._proc is None:
             raise InfraError(f"container {self.container}: not connected (open the control "
                              f"channel first)")
-        return await self._mux.open(name)
+
+        async def carrier() -> Streams:
+            self._mux = await MuxConnection.switch(
+                cast(asyncio.Transport, plain.transport),
+                describe=f"container {self.container}", timeout=SSH_START_TIMEOUT)
+            return await self._mux.open(CONTROL)
+
+        await control.switch(carrier)
 
     async def close(self) -> None:
         """Close the connection (every stream on it) and reap the exec."""
         mux, self._mux = self._mux, None
+        plain, self._plain = self._plain, None
         if mux is not None:
             await mux.close()
+        elif plain is not None:
+            plain.close()  # before SSH: the pipes carry the control channel alone
         if self._proc is not None:
             await _reap(self._proc, EXIT_GRACE)

@@ -19,6 +19,9 @@ capability, reached with `tunnel.open` as `hud connect --tunnel NAME` does. A re
 travels back as the channel-open failure's reason: the daemon's JSON-RPC error object as
 JSON (the host raises it as `RemoteError`), or plain text when no daemon answered.
 
+The connection starts as plain control lines and becomes SSH when the host first needs
+a tunnel (hud.serve.upgrade); a host that starts with SSH gets it at once.
+
 No SSH user authentication, and a host key made per process: the exec is the credential
 (whoever can `docker exec` into the container is root there already) and the bytes never
 leave the exec's pipes. The agent cannot reach this server: it has no socket.
@@ -193,10 +196,13 @@ class Dialer:
     """
 
     def __init__(self, socket_path: str | None, url: str | None, token: str | None,
-                 wait: float) -> None:
+                 wait: float, control: socket.socket | None = None) -> None:
         self.socket_path, self.url = socket_path, url
         self.token = token or os.environ.get("HUD_TOKEN")
         self._wait = wait
+        #: the control connection of the plain phase (hud.serve.upgrade), for the first
+        #: control stream: its session carries on
+        self._control = control
 
     async def __call__(self, name: str) -> Streams:
         """A connection to the daemon: the control channel, or a tunnel to `name`.
@@ -216,6 +222,10 @@ class Dialer:
                              ) from None
 
     async def _dial(self, name: str, wait: float) -> Streams:
+        if name == CONTROL and self._control is not None:
+            sock, self._control = self._control, None
+            sock.setblocking(False)
+            return await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
         if wait > 0:
             sock = await asyncio.to_thread(
                 functools.partial(open_socket, self.socket_path, self.url, wait=wait))
@@ -248,16 +258,17 @@ class Dialer:
         return reader, writer
 
 
-async def serve_stdio(dial: Dial) -> None:
-    """Serve one SSH connection over this process's stdin/stdout until it closes.
+async def serve_stdio(dial: Dial, first: bytes = b"") -> None:
+    """Serve one SSH connection over this process's stdin/stdout until it closes; `first`
+    is what was read from stdin already (the start of the client's identification).
 
     Raises:
         InfraError: the peer went away, or spoke something else, before the handshake
             completed (the streams of a connection that was up just end).
     """
     ours, theirs = socket.socketpair()
-    for pump in (stdin_to_socket, socket_to_stdout):
-        threading.Thread(target=pump, args=(ours,), daemon=True).start()
+    threading.Thread(target=stdin_to_socket, args=(ours, first), daemon=True).start()
+    threading.Thread(target=socket_to_stdout, args=(ours,), daemon=True).start()
     key = asyncssh.generate_private_key("ssh-ed25519")
     try:
         conn = await asyncssh.run_server(

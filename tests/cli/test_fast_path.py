@@ -99,11 +99,29 @@ def test_serve_runs_without_click(installed: str, short_dir: Path) -> None:
 
 def test_mux_connect_loads_neither_click_nor_pydantic(installed: str) -> None:
     """`hud connect --mux`, the one exec of every docker rollout, runs its SSH server (here
-    until stdin ends) without click or pydantic: asyncssh is its only heavy import."""
+    for a host that starts with SSH, until stdin ends) without click or pydantic: asyncssh
+    is its only heavy import."""
     done = subprocess.run([sys.executable, "-S", "-c",
                            PROBE.format(argv=["connect", "--mux", "--wait", "1"])],
                           env={"PYTHONPATH": installed, "PATH": "/usr/bin:/bin"},
-                          input="", capture_output=True, text=True, timeout=60)
+                          input=b"SSH-2.0-probe\r\n", capture_output=True, timeout=60)
+    done = subprocess.CompletedProcess(done.args, done.returncode, b"",  # stdout: SSH's
+                                       done.stderr.decode(errors="replace"))
     loaded = _loaded(done, (*NO_CLICK, "pydantic"))
     assert "asyncssh" in json.loads(done.stderr.strip().splitlines()[-1])  # it served
     assert loaded == []
+
+
+def test_mux_connect_bridges_control_lines_without_ssh(installed: str,
+                                                       start_daemon: Any) -> None:
+    """`hud connect --mux` whose host starts with control lines (every rollout until its
+    first tunnel, hud.serve.upgrade) answers them without loading asyncssh, click or
+    pydantic."""
+    daemon = start_daemon(str(ENVS / "letters.py"))
+    done = subprocess.run([sys.executable, "-S", "-c",
+                           PROBE.format(argv=["connect", "--mux", "--wait", "30"])],
+                          env={"HUD_SOCKET": str(daemon.socket_path), "PYTHONPATH": installed,
+                               "PATH": "/usr/bin:/bin"},
+                          input=HELLO, capture_output=True, text=True, timeout=60)
+    assert '"tasks"' in done.stdout, done.stderr  # the manifest came back
+    assert _loaded(done, (*SLOW, *NO_CLICK, "pydantic", "asyncssh")) == []

@@ -31,13 +31,19 @@ def _wait_full(container: str, limit: int = 1024) -> None:
 
 
 async def test_a_full_pids_table_does_not_end_the_control_channel(template_image, secure) -> None:
-    """With the pids limit filled by the agent, two tunnel opens at once leave control alive."""
+    """With the pids limit filled by the agent, two tunnel opens at once leave control alive.
+
+    The agent acts only through tunnels, and the first tunnel starts SSH on the connection
+    (hud.serve.upgrade, which starts its threads then): so the agent can fill the table
+    only after that, which is the order here (a tunnel, then the filling, then two more)."""
     _, tag = template_image("coding")
     box = secure.run(tag)
     transport = ExecTransport(box)
     channel = await transport.channel(120)
     try:
         name = transport.hello["bindings"][0]["name"]
+        _, first = await transport.tunnel(name)  # the agent's first tool use
+        first.close()
         docker_cli("exec", "-d", "-u", "agent", box, "bash", "-c", FILL_PIDS, check=True)
         _wait_full(box)
         opened = await asyncio.gather(transport.tunnel(name), transport.tunnel(name),
