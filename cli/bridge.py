@@ -21,16 +21,20 @@ def _serve_mux(socket_path: str | None, url: str | None, token: str | None,
     """Serve the multiplexed connection over stdin/stdout until it ends: control lines
     first, SSH from when the host starts it (hud.serve.upgrade), or SSH at once for a
     host that starts with it."""
-    from hud.serve.upgrade import bridge_until_ssh, first_bytes, speaks_ssh
+    from hud.serve.upgrade import bridge_until_ssh, first_bytes, ssh_at_once
 
     first = first_bytes()
     if not first:
         return
     control = None
-    if not speaks_ssh(first):
+    if not ssh_at_once(first):
         control = open_socket(socket_path, url, wait=wait)
-        first = bridge_until_ssh(control, first) or b""
-        if not first:
+        bridged = bridge_until_ssh(control, first)
+        if bridged is not None:
+            first, asked = bridged
+            if asked and not first:
+                first = first_bytes()  # the host's identification string
+        if bridged is None or not first:
             control.close()
             return
         wait = 0.0  # the daemon is up

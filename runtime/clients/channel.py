@@ -99,25 +99,43 @@ class Channel:
         return wire.reply_result(reply, request_id, method=method, peer=self._describe)
 
     async def switch(
-        self, carrier: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
+        self, request: bytes, answer: bytes,
+        carrier: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
+        *, timeout: float,
     ) -> None:
-        """Move the channel onto the (reader, writer) `carrier()` makes, called with no
-        call in flight (calls wait meanwhile). The old pair is left to whatever
-        `carrier` made of it; a frame of the old stream not read yet is a protocol error
-        (the daemon sends nothing unasked).
+        """Move the channel onto another stream, with no call in flight (calls wait
+        meanwhile): write `request`, drop every frame up to the one that is `answer`
+        (late replies to calls given up on, a partial frame), then continue on the
+        (reader, writer) `carrier()` makes of the old stream (hud.serve.upgrade).
 
         Raises:
-            ProtocolError: the old stream held bytes no call asked for.
-            Whatever `carrier` raises; the channel is then closed.
+            InfraError: the stream ended, or `answer` did not come within `timeout`.
+            ProtocolError: bytes followed `answer` before the new stream started.
+            Whatever `carrier` raises. The channel is closed on any failure.
         """
         async with self._lock:
             if self.closed:
                 raise InfraError(f"{self._describe}: channel already closed")
-            if self._frames.buffered:
-                raise ProtocolError(wire.INVALID_REQUEST, f"{self._describe} sent "
-                                    f"{self._frames.buffered} bytes nobody asked for")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             try:
+                self._writer.write(request)
+                await asyncio.wait_for(self._writer.drain(), timeout)
+                while (raw := await asyncio.wait_for(
+                        self._frames.next(), max(0.0, deadline - loop.time()))) != answer:
+                    if raw is None:
+                        raise await self._broken("the switch", "end of stream")
+                if self._frames.buffered:
+                    raise ProtocolError(wire.INVALID_REQUEST, f"{self._describe} sent "
+                                        f"{self._frames.buffered} bytes after {answer!r}")
                 reader, writer = await carrier()
+            except TimeoutError:
+                await self.close()
+                raise InfraError(f"{self._describe}: no answer to the switch within "
+                                 f"{timeout:g}s") from None
+            except (ConnectionError, BrokenPipeError) as exc:
+                await self.close()
+                raise await self._broken("the switch", f"{type(exc).__name__}: {exc}") from exc
             except BaseException:
                 await self.close()
                 raise

@@ -33,6 +33,7 @@ from hud.clients.channel import Channel
 from hud.clients.mux import MuxConnection
 from hud.errors import DockerError, HudError, InfraError, ProtocolError
 from hud.eval.lease import HELLO, Streams
+from hud.serve.upgrade import SWITCH, SWITCHED
 
 #: seconds the host waits for `hello` beyond the container-side wait (the exec's own start)
 READY_MARGIN = 30.0
@@ -218,7 +219,7 @@ class ExecTransport:
                 describe=f"container {self.container}", timeout=SSH_START_TIMEOUT)
             return await self._mux.open(CONTROL)
 
-        await control.switch(carrier)
+        await control.switch(SWITCH, SWITCHED.strip(), carrier, timeout=SSH_START_TIMEOUT)
 
     async def close(self) -> None:
         """Close the connection (every stream on it) and reap the exec."""

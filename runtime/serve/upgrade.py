@@ -5,20 +5,27 @@ replay, a grading-only harness) needs nothing but the control channel, and SSH c
 `hud connect --mux` process ~150 ms of CPU to import asyncssh plus a key exchange on
 each side, per container. So the connection starts plain: what the host writes is the
 control channel's newline-delimited JSON, bridged to one control connection of the
-daemon, exactly as `hud connect` does. The first time the host needs a second stream it
-starts SSH on the same pipes: at a line boundary, with no control call in flight, it
-writes SSH's identification string (`SSH-2.0-...`). No JSON-RPC frame can start with
-`SSH-` (a frame is a JSON object), so that prefix at the start of a line is the switch.
-From then on the pipes carry the SSH connection of hud.serve.mux, and the control
-connection the plain phase had open is the one the host's first control stream gets:
-the session, and its task, carry on.
+daemon, exactly as `hud connect` does.
+
+The first time the host needs a second stream it asks for SSH, at a line boundary with
+no control call in flight, with the line `SWITCH`. No JSON-RPC frame can start with
+`SSH-` (a frame is a JSON object, and JSON escapes newlines inside strings), so agent
+text cannot ask for it. The container stops passing the daemon's bytes on (finishing,
+unread, a frame it was in the middle of: the late reply to a call the host gave up on),
+answers `SWITCHED` (its leading newline ends any partial line the host holds) and then
+waits, silent, for the host's SSH identification string. So the host can drop whatever
+came before `SWITCHED` and give SSH a stream that holds nothing else. From then on the
+pipes carry the SSH connection of hud.serve.mux, and the control connection the plain
+phase had open is the one the host's first control stream gets: the session, and its
+task, carry on.
 
 A host that starts with SSH at once (an older hud, or a test) gets the SSH server at
 once, as before: the first bytes decide.
 
-The bridge is two threads and no asyncio, like plain `hud connect`; the daemon-to-host
-thread stops at the switch (the daemon sends nothing unasked, and the host has no call in
-flight), so no byte of the daemon's reaches the pipes after the switch.
+The bridge is two threads and no asyncio, like plain `hud connect`. It ends when either
+side does: at the end of stdin the daemon connection is closed (the host reads no
+answer after closing: a call in flight is not waited for), and when the daemon ends the
+connection stdout is closed and the process exits.
 """
 
 from __future__ import annotations
@@ -33,14 +40,17 @@ from hud.stdio import write_all
 
 #: what starts SSH (RFC 4253 §4.2: the identification string)
 SSH_PREFIX = b"SSH-"
+#: the host's request for SSH, alone on a line
+SWITCH = b"SSH-hud-switch\n"
+#: the container's answer; nothing follows it until the host's identification string
+SWITCHED = b"\nSSH-hud-switched\n"
 _CHUNK = 1 << 16
 
 
 def first_bytes() -> bytes:
-    """Read stdin until its first bytes say whether the host starts with SSH: at least
-    len(SSH_PREFIX) bytes, a newline, or the end (b"" if stdin ended at once)."""
+    """Read stdin until its first line is whole (or the end: b"" if stdin ended at once)."""
     data = b""
-    while len(data) < len(SSH_PREFIX) and b"\n" not in data:
+    while b"\n" not in data:
         more = os.read(0, _CHUNK)
         if not more:
             break
@@ -48,51 +58,79 @@ def first_bytes() -> bytes:
     return data
 
 
-def speaks_ssh(data: bytes) -> bool:
-    return data.startswith(SSH_PREFIX)
+def ssh_at_once(data: bytes) -> bool:
+    """Whether the host's first bytes are SSH's own (no plain phase)."""
+    return data.startswith(SSH_PREFIX) and not data.startswith(SWITCH)
 
 
-def _daemon_to_stdout(sock: socket.socket, stop: int) -> None:
-    """Copy the daemon's bytes to stdout until the daemon ends (then close stdout, so the
-    host sees the end) or `stop` becomes readable (the switch: leave the rest unread)."""
-    try:
-        while True:
-            ready, _, _ = select.select([sock.fileno(), stop], [], [])
-            if stop in ready:
-                return
-            data = sock.recv(_CHUNK)
-            if not data:
-                break
-            write_all(1, data)
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        os.close(1)
+class _Pump(threading.Thread):
+    """Copies the daemon's bytes to stdout until the daemon ends the connection (then
+    closes stdout and sets `ended`) or `stop()` (at the switch)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.ended = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()
+        self.ended_r, self._ended_w = os.pipe()
+
+    def run(self) -> None:
+        partial = False  # the last bytes passed on were not a frame's end
+        try:
+            while True:
+                ready, _, _ = select.select([self.sock.fileno(), self._stop_r], [], [])
+                if self._stop_r in ready and not partial:
+                    return
+                data = self.sock.recv(_CHUNK)
+                if not data:
+                    break
+                if self._stop_r not in ready:
+                    write_all(1, data)
+                partial = not data.endswith(b"\n")  # stopping: drop the rest of a frame
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            os.close(1)
+        self.ended.set()
+        os.write(self._ended_w, b"x")
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+        self.join()
+
+    def close(self) -> None:
+        for fd in (self._stop_r, self._stop_w, self.ended_r, self._ended_w):
+            os.close(fd)
 
 
-def bridge_until_ssh(sock: socket.socket, first: bytes) -> bytes | None:
+def bridge_until_ssh(sock: socket.socket, first: bytes) -> tuple[bytes, bool] | None:
     """Bridge the host's control lines (starting with `first`) to the daemon's control
     connection `sock`, and the daemon's answers back, until the host starts SSH.
 
     Returns:
-        The bytes read from the host from the start of `SSH-` on, with the daemon-to-host
-        copy stopped and `sock` untouched beyond what was bridged; or None when the host
-        closed its side (the daemon's last answers have been passed on by then).
+        None when either side ended the bridge; else the bytes the host sent from where
+        SSH starts on, and whether it asked with `SWITCH` (answered: `SWITCHED` written,
+        the bytes are what followed the request). The daemon-to-host copy has stopped,
+        and `sock` holds no part of a frame.
     """
-    stop_r, stop_w = os.pipe()
-    pump = threading.Thread(target=_daemon_to_stdout, args=(sock, stop_r), daemon=True)
+    pump = _Pump(sock)
     pump.start()
     buf, line_start = first, True
     try:
         while True:
             while buf:
                 if line_start:
-                    if len(buf) < len(SSH_PREFIX) and SSH_PREFIX.startswith(buf):
-                        break  # too few bytes yet to tell a frame from the switch
-                    if speaks_ssh(buf):
-                        os.write(stop_w, b"x")
-                        pump.join()
-                        return buf
+                    if len(buf) < len(SWITCH) and SWITCH.startswith(buf):
+                        break  # too few bytes yet to tell a frame from the request
+                    if buf.startswith(SWITCH):
+                        pump.stop()
+                        if pump.ended.is_set():
+                            return None
+                        write_all(1, SWITCHED)
+                        return buf[len(SWITCH):], True
+                    if buf.startswith(SSH_PREFIX):  # an SSH client that did not ask
+                        pump.stop()
+                        return None if pump.ended.is_set() else (buf, False)
                 newline = buf.find(b"\n")
                 if newline < 0:
                     sock.sendall(buf)
@@ -100,12 +138,13 @@ def bridge_until_ssh(sock: socket.socket, first: bytes) -> bytes | None:
                 else:
                     sock.sendall(buf[:newline + 1])
                     buf, line_start = buf[newline + 1:], True
+            ready, _, _ = select.select([0, pump.ended_r], [], [])
+            if pump.ended_r in ready:
+                return None  # the daemon ended the connection; stdout is closed
             data = os.read(0, _CHUNK)
             if not data:
-                if buf:
-                    sock.sendall(buf)
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_WR)
+                    sock.shutdown(socket.SHUT_RDWR)
                 pump.join()
                 return None
             buf += data
@@ -113,5 +152,4 @@ def bridge_until_ssh(sock: socket.socket, first: bytes) -> bytes | None:
         pump.join()
         return None
     finally:
-        os.close(stop_r)
-        os.close(stop_w)
+        pump.close()

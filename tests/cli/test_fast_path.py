@@ -118,10 +118,15 @@ def test_mux_connect_bridges_control_lines_without_ssh(installed: str,
     first tunnel, hud.serve.upgrade) answers them without loading asyncssh, click or
     pydantic."""
     daemon = start_daemon(str(ENVS / "letters.py"))
-    done = subprocess.run([sys.executable, "-S", "-c",
-                           PROBE.format(argv=["connect", "--mux", "--wait", "30"])],
-                          env={"HUD_SOCKET": str(daemon.socket_path), "PYTHONPATH": installed,
-                               "PATH": "/usr/bin:/bin"},
-                          input=HELLO, capture_output=True, text=True, timeout=60)
-    assert '"tasks"' in done.stdout, done.stderr  # the manifest came back
+    argv = [sys.executable, "-S", "-c", PROBE.format(argv=["connect", "--mux", "--wait", "30"])]
+    proc = subprocess.Popen(argv, env={"HUD_SOCKET": str(daemon.socket_path),
+                                       "PYTHONPATH": installed, "PATH": "/usr/bin:/bin"},
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(HELLO.encode())
+    proc.stdin.flush()
+    answer = proc.stdout.readline()  # the host reads its answer before it closes
+    out, err = proc.communicate(timeout=60)
+    assert b'"tasks"' in answer, err.decode()  # the manifest came back
+    done = subprocess.CompletedProcess(argv, proc.returncode, answer + out, err.decode())
     assert _loaded(done, (*SLOW, *NO_CLICK, "pydantic", "asyncssh")) == []
