@@ -244,6 +244,8 @@ def main() -> None:
         daemon_ms = daemon_start(tag, rounds)
         rows.append(("start → manifest (placement)", median(p[0] for p in placed),
                      "docker run --rm IMAGE true", median(bare)))
+        rows.append(("  the same", median(p[0] for p in placed),
+                     "  same, --network none", median(bare_none)))
         rows.append(("  + close + removal", median(p[1] for p in placed),
                      "  same, --network none", median(bare_none)))
         rows.append(("  run -d, exec hello, rm -f", median(served),
