@@ -125,8 +125,8 @@ async def main() -> None:
     from hud.build.scaffold import scaffold
     from hud.eval import DockerPlacement, Taskset
 
-    os.environ.setdefault("HUD_RUNS_DIR", tempfile.mkdtemp(prefix="hud-bench-runs-"))
     work = Path(tempfile.mkdtemp(prefix="hud-bench-eval-"))
+    os.environ.setdefault("HUD_RUNS_DIR", str(work / "runs"))  # the traces go with `work`
     folder, _ = scaffold(work / "letter-count", "blank")
     tag = "hud-bench-letter-count"
     build_env(folder, tag=tag)

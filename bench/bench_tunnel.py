@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -55,11 +56,15 @@ async def main() -> None:
     import hud
     from hud.build.env_image import build_env
 
-    folder = Path(tempfile.mkdtemp(prefix="hud-bench-tunnel-")) / "env"
+    work = Path(tempfile.mkdtemp(prefix="hud-bench-tunnel-"))
+    folder = work / "env"
     folder.mkdir()
     (folder / "env.py").write_text(ENV)
     tag = "hud-bench-tunnel"
-    build_env(folder, tag=tag)
+    try:
+        build_env(folder, tag=tag)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     name = subprocess.run(["docker", "run", "-d", "--network", "none", tag], check=True,
                           capture_output=True, text=True).stdout.strip()
     try:

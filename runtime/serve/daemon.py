@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 import stat
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,28 @@ def take_secret_env(name: str) -> str | None:
         pass  # no libc to reach: os.environ below still keeps it from children
     os.environ.pop(name, None)
     return value
+
+
+def _still_ignored(signum: int, frame: Any) -> None:
+    """The daemon's handler for a signal it was started with ignored (it still is)."""
+
+
+def children_get_default_signals() -> None:
+    """Give the processes this daemon starts SIGINT and SIGQUIT at their default action.
+
+    A program started in the background by a non-interactive shell (`hud serve &` or a
+    `hud eval` with the local placement in a script) starts with both ignored, and a
+    process passes an ignored signal on to every process it starts: the agent's shell
+    would take Ctrl-C (a command's timeout) as nothing, and a task's processes could not
+    be interrupted. A handled signal is reset to its default at exec, so the daemon
+    handles them with a handler that does nothing: it still ignores them, its children
+    do not. Only from the main thread (where signal handlers are set); a no-op elsewhere.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, _still_ignored)
 
 
 def protect_from_oom() -> None:
@@ -203,6 +226,7 @@ class Daemon:
             OSError: a listener cannot be opened (the TCP port is taken).
         """
         cfg = self.config
+        children_get_default_signals()
         if cfg.socket_path is not None:
             # first, so that a client waiting for the socket (`hud connect --wait`) can tell
             # this daemon starting from one that died (hud.liveness)
