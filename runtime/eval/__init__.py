@@ -18,7 +18,7 @@ from hud import lazy
 
 if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
     from hud.agents.context import RunContext as RunContext
-    from hud.eval.placement import AttachPlacement as AttachPlacement
+    from hud.eval.attach import AttachPlacement as AttachPlacement
     from hud.eval.placement import DockerPlacement as DockerPlacement
     from hud.eval.placement import LocalPlacement as LocalPlacement
     from hud.eval.placement import Placement as Placement
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
 
 # public name -> defining module
 _EXPORTS: dict[str, str] = {
-    "AttachPlacement": "hud.eval.placement",
+    "AttachPlacement": "hud.eval.attach",
     "DockerPlacement": "hud.eval.placement",
     "Job": "hud.eval.results",
     "JobStats": "hud.eval.results",

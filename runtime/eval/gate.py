@@ -62,3 +62,10 @@ _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Gate]] = 
 def gate_for(target: str) -> Gate:
     gates = _GATES.setdefault(asyncio.get_running_loop(), {})
     return gates.setdefault(target, Gate())
+
+
+def at_once(concurrency: int | None) -> str:
+    """How many rollouts a running environment serves at once, for `describe()`."""
+    if concurrency is None:
+        return "rollouts one at a time unless the env declares more"
+    return "one rollout at a time" if concurrency == 1 else f"{concurrency} rollouts at once"

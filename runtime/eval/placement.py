@@ -5,7 +5,8 @@
     DockerPlacement   a fresh container per rollout, driven over `docker exec -i ... hud
                       connect`; labelled with job and rollout ids, `--network none`,
                       dropped capabilities and a pids limit by default, always removed.
-    AttachPlacement   a running container (by name) or a daemon URL (tcp://...).
+    AttachPlacement   a running container (by name) or a daemon URL (tcp://...);
+                      in hud.eval.attach, imported here too.
 
 Every docker command (run, exec, rm) goes through `hud.build.docker`, so `HUD_DOCKER`
 and its typed errors hold here too; `docker=` names another client for one placement.
@@ -37,11 +38,11 @@ from typing import Any
 
 from hud.build import docker as hd
 from hud.clients.channel import Channel, open_tunnel_stream
-from hud.clients.untrusted import parse_manifest
 from hud.environment import Environment
-from hud.errors import ConfigError, InfraError
+from hud.errors import ConfigError
+from hud.eval.attach import AttachPlacement as AttachPlacement  # its home; imported here too
 from hud.eval.exec_transport import ExecTransport
-from hud.eval.gate import Gate, gate_for
+from hud.eval.gate import Gate, at_once
 from hud.eval.lease import HELLO
 from hud.eval.lease import Lease as Lease  # the contract; imported from here too
 from hud.eval.lease import Placement as Placement
@@ -102,7 +103,7 @@ class LocalPlacement(Placement):
         self._gate: Gate | None = None
 
     def describe(self) -> str:
-        return f"local (in-process {self.env.name}, {_at_once(self.concurrency)})"
+        return f"local (in-process {self.env.name}, {at_once(self.concurrency)})"
 
     @property
     def concurrency(self) -> int:
@@ -366,107 +367,6 @@ class DockerPlacement(Placement):
                      transport.hello)
 
 
-class AttachPlacement(Placement):
-    """A running container (by name) or a daemon at a tcp:// URL; nothing is removed.
-
-    Leases on one target are held to the environment's declared concurrency (default 1):
-    a group runs its members one after another (see the module docstring). `gate=False`
-    opens without waiting (for `hud.attach`; the daemon still refuses a start too many).
-    `docker` names another docker client [default: `$HUD_DOCKER`, else PATH's].
-    """
-
-    name = "attach"
-
-    def __init__(self, target: str, token: str | None = None, docker: str | None = None,
-                 *, gate: bool = True) -> None:
-        if not target.startswith("tcp://"):
-            hd.checked_ref(target, "container")  # never a docker option
-        self.target = target
-        self.token = token
-        self.docker = docker
-        self.gate = gate
-
-    def describe(self) -> str:
-        return f"attach ({self.target}, {_at_once(None)})"
-
-    def source(self) -> str:
-        """What the target is, for messages."""
-        return f"the daemon at {self.target}" if self.target.startswith("tcp://") \
-            else f"container {self.target!r}"
-
-    async def open(self, job_id: str, rollout_id: str) -> Lease:
-        if not self.gate:
-            return await self._open()
-        gate = gate_for(self.target)
-        await gate.acquire()
-        try:
-            lease = await self._open()
-        except BaseException:
-            await gate.release()
-            raise
-        try:
-            await gate.learn(parse_manifest(lease.hello, self.source())["env"]["concurrency"])
-        except BaseException:
-            try:
-                await lease.close()
-            finally:
-                await gate.release()
-            raise
-        inner = lease.release
-
-        async def release() -> None:
-            try:
-                await inner()
-            finally:
-                await gate.release()
-
-        lease.release = release
-        return lease
-
-    async def _open(self) -> Lease:
-        if self.target.startswith("tcp://"):
-            return await self._open_tcp()
-        transport = ExecTransport(self.target, self.docker)
-        channel = await transport.channel(30.0)
-        return Lease(channel, transport.tunnel, transport.close,
-                     {"placement": "attach", "container": self.target}, transport.hello)
-
-    async def _open_tcp(self) -> Lease:
-        from urllib.parse import urlsplit
-
-        url = urlsplit(self.target)
-        if not url.hostname or not url.port:
-            raise ConfigError(f"bad daemon url {self.target!r}; use tcp://HOST:PORT")
-        host, port = url.hostname, url.port
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-        except (TimeoutError, OSError) as exc:
-            raise InfraError(f"no hud daemon answers at {self.target}: {exc}") from exc
-        channel = Channel(reader, writer, describe=self.target)
-        try:
-            hello = await channel.call("hello", {**HELLO, "token": self.token} if self.token
-                                       else dict(HELLO))
-        except BaseException:
-            await channel.close()
-            raise
-
-        async def tunnel(name: str) -> Streams:
-            r, w = await asyncio.open_connection(host, port, limit=1 << 20)
-            await open_tunnel_stream(r, w, name, token=self.token)
-            return r, w
-
-        async def release() -> None:
-            return None
-
-        return Lease(channel, tunnel, release, {"placement": "attach", "url": self.target},
-                     hello)
-
-
-def _at_once(concurrency: int | None) -> str:
-    if concurrency is None:
-        return "rollouts one at a time unless the env declares more"
-    return "one rollout at a time" if concurrency == 1 else f"{concurrency} rollouts at once"
-
-
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
+
