@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from hud.errors import InfraError, RemoteError
@@ -67,23 +68,7 @@ class MuxConnection:
         Raises:
             InfraError: the server did not answer, or not as SSH, within `timeout`.
         """
-        import asyncssh
-
-        from hud.serve.mux import ALGORITHMS
-
-        try:
-            conn = await asyncio.wait_for(asyncssh.connect(
-                describe, sock=sock, username="hud", known_hosts=None, client_keys=None,
-                agent_path=None, password=None, config=None, keepalive_interval=0,
-                preferred_auth="none", **ALGORITHMS,
-            ), timeout)
-        except (TimeoutError, OSError, asyncssh.Error) as exc:
-            sock.close()
-            why = "no answer" if isinstance(exc, TimeoutError) else \
-                f"{type(exc).__name__}: {exc}"
-            raise InfraError(f"{describe}: the multiplexed connection did not open "
-                             f"({why})") from exc
-        return cls(conn, describe)
+        return await cls._connect(describe, timeout, sock.close, "did not open", sock=sock)
 
     @classmethod
     async def switch(cls, transport: asyncio.Transport, *, describe: str,
@@ -96,22 +81,29 @@ class MuxConnection:
         Raises:
             InfraError: the server did not answer, or not as SSH, within `timeout`.
         """
+        return await cls._connect(describe, timeout, transport.close,
+                                  "did not start on the control connection",
+                                  tunnel=_Taken(transport))
+
+    @classmethod
+    async def _connect(cls, describe: str, timeout: float, discard: Callable[[], None],
+                       failed: str, **carrier: Any) -> MuxConnection:
         import asyncssh
 
         from hud.serve.mux import ALGORITHMS
 
         try:
             conn = await asyncio.wait_for(asyncssh.connect(
-                describe, tunnel=_Taken(transport), username="hud", known_hosts=None,
-                client_keys=None, agent_path=None, password=None, config=None,
-                keepalive_interval=0, preferred_auth="none", **ALGORITHMS,
+                describe, username="hud", known_hosts=None, client_keys=None,
+                agent_path=None, password=None, config=None, keepalive_interval=0,
+                preferred_auth="none", **carrier, **ALGORITHMS,
             ), timeout)
         except (TimeoutError, OSError, asyncssh.Error) as exc:
-            transport.close()
+            discard()
             why = "no answer" if isinstance(exc, TimeoutError) else \
                 f"{type(exc).__name__}: {exc}"
-            raise InfraError(f"{describe}: the multiplexed connection did not start on the "
-                             f"control connection ({why})") from exc
+            raise InfraError(f"{describe}: the multiplexed connection {failed} "
+                             f"({why})") from exc
         return cls(conn, describe)
 
     @property

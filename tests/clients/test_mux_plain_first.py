@@ -15,6 +15,7 @@ the container is what a rollout runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -87,25 +88,37 @@ def _echo(conn: socket.socket) -> None:
             conn.sendall(data)
 
 
-@pytest.fixture
-def docker(short_dir: Path) -> Iterator[str]:
-    """A daemon serving ENV (with an `echo` capability), and the stand-in docker client
-    whose `exec -i C hud connect ...` reaches it."""
+@contextlib.contextmanager
+def local_docker(short_dir: Path, env_source: str,
+                 ) -> Iterator[tuple[str, subprocess.Popen[bytes], str]]:
+    """A daemon serving `env_source` (formatted with `port`, an echo server's), and the
+    stand-in docker client whose `exec -i C hud connect ...` reaches it: (the client, the
+    daemon, the daemon's socket)."""
     echo = _echo_server()
     env_file = short_dir / "plainfirst_env.py"
-    env_file.write_text(ENV.format(port=echo.getsockname()[1]))
+    env_file.write_text(env_source.format(port=echo.getsockname()[1]))
     sock = short_dir / "p.sock"
     daemon = subprocess.Popen([sys.executable, "-m", "hud.cli.main", "serve", str(env_file),
                                "--socket", str(sock), "--log-file", str(short_dir / "log")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_socket(sock, daemon)
-    client = short_dir / "docker"
-    client.write_text(LOCAL_DOCKER.format(python=sys.executable, socket=str(sock)))
-    client.chmod(0o755)
-    yield str(client)
-    daemon.terminate()
-    daemon.wait(timeout=15)
-    echo.close()
+    try:
+        wait_for_socket(sock, daemon)
+        client = short_dir / "docker"
+        client.write_text(LOCAL_DOCKER.format(python=sys.executable, socket=str(sock)))
+        client.chmod(0o755)
+        yield str(client), daemon, str(sock)
+    finally:
+        if daemon.poll() is None:
+            daemon.terminate()
+            daemon.wait(timeout=15)
+        echo.close()
+
+
+@pytest.fixture
+def docker(short_dir: Path) -> Iterator[str]:
+    """ENV's daemon (with an `echo` capability) and the stand-in docker client reaching it."""
+    with local_docker(short_dir, ENV) as (client, _, _):
+        yield client
 
 
 def _maps(pid: int) -> str:

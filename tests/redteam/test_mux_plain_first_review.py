@@ -26,8 +26,7 @@ import pytest
 from hud.errors import InfraError, RemoteError
 from hud.eval import exec_transport
 from hud.eval.exec_transport import ExecTransport
-from tests.clients.test_mux_plain_first import LOCAL_DOCKER, _echo_server, _maps
-from tests.conftest import wait_for_socket
+from tests.clients.test_mux_plain_first import _maps, local_docker
 
 #: seconds after which a pending call, switch or exit counts as hung (a hang guard far
 #: beyond any round trip here; not a timing being measured)
@@ -57,22 +56,8 @@ async def gate(path: str = '', size: int = 7):
 def docker(short_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], str]]:
     """A daemon serving ENV and the stand-in docker client reaching it; (client, daemon,
     the daemon's socket)."""
-    echo = _echo_server()
-    env_file = short_dir / "review_env.py"
-    env_file.write_text(ENV.format(port=echo.getsockname()[1]))
-    sock = short_dir / "r.sock"
-    daemon = subprocess.Popen([sys.executable, "-m", "hud.cli.main", "serve", str(env_file),
-                               "--socket", str(sock), "--log-file", str(short_dir / "log")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_socket(sock, daemon)
-    client = short_dir / "docker"
-    client.write_text(LOCAL_DOCKER.format(python=sys.executable, socket=str(sock)))
-    client.chmod(0o755)
-    yield str(client), daemon, str(sock)
-    if daemon.poll() is None:
-        daemon.terminate()
-        daemon.wait(timeout=15)
-    echo.close()
+    with local_docker(short_dir, ENV) as served:
+        yield served
 
 
 async def _echo_once(transport: ExecTransport, data: bytes) -> bytes:
