@@ -26,22 +26,15 @@ import pytest
 from hud.errors import InfraError, RemoteError
 from hud.eval import exec_transport
 from hud.eval.exec_transport import ExecTransport
+from tests.clients.test_mux_plain_first import ENV as PLAIN_ENV
 from tests.clients.test_mux_plain_first import _maps, local_docker
 
 #: seconds after which a pending call, switch or exit counts as hung (a hang guard far
 #: beyond any round trip here; not a timing being measured)
 HUNG = 45.0
 
-ENV = """
+ENV = PLAIN_ENV + """
 import asyncio, os
-from hud import Environment
-env = Environment(name='plainfirst')
-env.add_capability('echo', protocol='echo/1', url='tcp://127.0.0.1:{port}')
-
-@env.template()
-async def say(word: str = 'hi'):
-    answer = yield f'say {{word}}'
-    yield 1.0 if answer == word else 0.0
 
 @env.template()
 async def gate(path: str = '', size: int = 7):
