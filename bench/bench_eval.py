@@ -17,7 +17,9 @@ has it wait S seconds first, as a model would, which is the time a warm pool ove
 container start with; the bare baseline then keeps each container S seconds too (what a
 harness pays to hold a container for an agent's S seconds). Each cell also gives the
 machine's CPU per rollout (all processes, /proc/stat): with an instant oracle on few
-cores the cells are CPU-bound, and the ratio tends to bare CPU ÷ docker CPU. Every
+cores the cells are CPU-bound, and the ratio tends to bare CPU ÷ docker CPU. A third
+baseline, bare containers with one `docker exec -i C cat` round trip each, is the ceiling
+of any harness that drives a container by exec, whatever runs inside. Every
 docker command goes through `hud.build.docker`. Asserts nothing about time.
 """
 
@@ -41,10 +43,12 @@ def cpu_seconds() -> float:
 
 
 async def bare_containers(image: str, count: int, concurrency: int,
-                          hold: float = 0.0) -> tuple[float, float]:
+                          hold: float = 0.0, exec_once: bool = False) -> tuple[float, float]:
     """Seconds to start (`docker run -d`) and remove `count` bare containers, `concurrency`
     at a time, each kept `hold` seconds (the agent's time, when the curve has one); and
-    the machine's CPU seconds per container."""
+    the machine's CPU seconds per container. `exec_once`: one `docker exec -i C cat`
+    round trip in each too (the floor of any harness that drives a container by exec,
+    with a server in it that costs nothing)."""
     from hud.build import docker as hd
 
     limit = asyncio.Semaphore(concurrency)
@@ -53,9 +57,15 @@ async def bare_containers(image: str, count: int, concurrency: int,
         async with limit:
             done = await hd.acheck("run", "-d", "--network", "none", "--entrypoint", "sleep",
                                    image, "60", timeout=120, what="bare docker run")
+            container = done.stdout.strip()
+            if exec_once:
+                echo = await hd.adocker("exec", "-i", container, "cat", input=b"hello\n",
+                                        timeout=120)
+                if not echo.ok or echo.stdout.strip() != "hello":
+                    raise SystemExit(f"bare docker exec failed: {hd.failure(echo)}")
             if hold:
                 await asyncio.sleep(hold)
-            await hd.acheck("rm", "-f", done.stdout.strip(), timeout=120, what="bare docker rm")
+            await hd.acheck("rm", "-f", container, timeout=120, what="bare docker rm")
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(one() for _ in range(count)))
@@ -99,9 +109,12 @@ async def scaling_curve(tasks: Any, image: str, group: int, levels: list[int],
     for concurrency in levels:
         pool = warm if warm is not None else concurrency
         bare, bare_cpu = await bare_containers(image, n, concurrency, hold=think)
+        floor, floor_cpu = await bare_containers(image, n, concurrency, hold=think,
+                                                 exec_once=True)
         cold, _, cold_cpu = await timed_job(tasks, image, group, concurrency, 0, think)
         warmed, _, warm_cpu = await timed_job(tasks, image, group, concurrency, pool, think)
         rows.append({"concurrency": concurrency, "warm": pool, "bare": n / bare * 60,
+                     "floor": n / floor * 60, "floor_cpu": floor_cpu,
                      "cold": n / cold * 60, "warmed": n / warmed * 60,
                      "bare_cpu": bare_cpu, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu})
     return rows
@@ -158,14 +171,18 @@ async def main() -> None:
         if opts.think else ""
     print(f"\nscaling curve: docker rollouts/min, {n} per cell{think}; ratio = ÷ bare docker "
           f"run -d + rm -f at the same concurrency; cpu = the machine's CPU ms per rollout\n")
-    print(f"{'concurrency':>11}{'bare/min':>10}{'cpu':>6}{'warm 0/min':>12}{'ratio':>7}{'cpu':>6}"
+    print(f"{'concurrency':>11}{'bare/min':>10}{'cpu':>6}{'+exec':>7}{'ratio':>7}{'cpu':>6}"
+          f"{'warm 0/min':>12}{'ratio':>7}{'cpu':>6}"
           f"{'warm N':>8}{'/min':>7}{'ratio':>7}{'cpu':>6}")
     for row in curve:
         print(f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
+              f"{row['floor']:>7.0f}{row['floor'] / row['bare']:>7.2f}"
+              f"{row['floor_cpu'] * 1000:>6.0f}"
               f"{row['cold']:>12.0f}{row['cold'] / row['bare']:>7.2f}"
               f"{row['cold_cpu'] * 1000:>6.0f}{row['warm']:>8.0f}{row['warmed']:>7.0f}"
               f"{row['warmed'] / row['bare']:>7.2f}{row['warm_cpu'] * 1000:>6.0f}")
-
+    print("\n+exec: bare containers with one `docker exec -i C cat` round trip each, the "
+          "floor of any exec-driven harness")
 
 if __name__ == "__main__":
     asyncio.run(main())
