@@ -42,6 +42,11 @@ class Capability(abc.ABC):
     async def stop(self) -> None:
         """Stop serving and release every process and port. Must be idempotent."""
 
+    async def close(self) -> None:
+        """`stop` for good: also remove what is kept across restarts (logs, a browser
+        profile). The daemon calls it once, when it shuts down; a restart calls `stop`."""
+        await self.stop()
+
     async def before_start(self) -> None:
         """A task is about to start: clear what an earlier agent left (see the module doc).
 

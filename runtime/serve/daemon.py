@@ -337,7 +337,7 @@ class Daemon:
         if env is not None:
             for capability in reversed(list(env.capabilities.values())):
                 try:
-                    await capability.stop()
+                    await capability.close()
                 except BaseException as exc:  # the rest still shut down
                     if really_cancelled(exc):
                         raise
