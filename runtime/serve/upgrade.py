@@ -48,9 +48,10 @@ _CHUNK = 1 << 16
 
 
 def first_bytes() -> bytes:
-    """Read stdin until its first line is whole (or the end: b"" if stdin ended at once)."""
+    """Read stdin until its first bytes can no longer be the start of `SWITCH` (one read,
+    unless they are a short prefix of it), or its end (b"" if stdin ended at once)."""
     data = b""
-    while b"\n" not in data:
+    while len(data) < len(SWITCH) and SWITCH.startswith(data):
         more = os.read(0, _CHUNK)
         if not more:
             break
