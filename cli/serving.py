@@ -16,6 +16,7 @@ sets thresholds or disables the collector itself keeps its setting.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from typing import TYPE_CHECKING
@@ -73,15 +74,20 @@ def run(module: str | None, socket_path: str | None, tcp: tuple[str, int] | None
         idle_timeout: float = IDLE_TIMEOUT, auth_timeout: float = AUTH_TIMEOUT,
         session_ttl: float = SESSION_TTL, max_frame: int = MAX_FRAME,
         log_file: str | None = None, verbose: bool = False) -> None:
-    """Load MODULE and serve it until SIGTERM/SIGINT (`hud serve`'s body).
+    """Load MODULE and serve it until SIGTERM/SIGINT (`hud serve`'s body), or, with
+    `HUD_CONNECT=stdio`, until the connection on stdin/stdout ends (hud.serve.attached).
 
     The token is `token`, else HUD_TOKEN (removed from this process's environment either
     way); `idle_timeout` 0 means never.
 
     Raises:
-        ConfigError: another daemon serves on the socket, or its path is taken.
+        ConfigError: another daemon serves on the socket, or its path is taken;
+            `HUD_CONNECT` has a value other than `stdio`.
         OSError: a listener cannot be opened (the TCP port is taken).
     """
+    from hud.serve.attached import serve_in_thread, take_stdio
+
+    connection = take_stdio()  # first: nothing the daemon starts may inherit it
     pause = _StartupGcPause()
     import asyncio
     from pathlib import Path
@@ -118,7 +124,14 @@ def run(module: str | None, socket_path: str | None, tcp: tuple[str, int] | None
             await daemon.start()
         finally:
             pause.end()
-        asyncio.get_running_loop().call_later(UNFREEZE_AFTER, gc.unfreeze)
+        loop = asyncio.get_running_loop()
+        loop.call_later(UNFREEZE_AFTER, gc.unfreeze)
+        if connection is not None:
+            def ended() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop has ended already
+                    loop.call_soon_threadsafe(daemon.request_stop)
+
+            serve_in_thread(connection, config.socket_path, ended)
         await daemon.serve_forever()
 
     asyncio.run(main())

@@ -58,6 +58,7 @@ from hud.build.foreign import (
 from hud.build.rootfs import bootstrap, rootfs_tag
 from hud.build.wheelhouse import fingerprint, make_wheelhouse
 from hud.errors import ConfigError, DockerError
+from hud.serve.attached import CONNECT_LABEL, STDIO
 
 LAYERS = ("base", "browser", "desktop")
 PARENT: dict[str, str | None] = {"base": None, "browser": "base", "desktop": "browser"}
@@ -193,7 +194,8 @@ def build_layer(layer: str, *, base_image: str | None = None, no_cache: bool = F
         notify(f"building {tag} FROM {parent}")
         image_id = build(context, tag, no_cache=no_cache, build_args={"BASE_IMAGE": parent},
                          labels={LAYER_LABEL: layer, VERSION_LABEL: __version__,
-                                 SOURCE_LABEL: fingerprint(), PARENT_LABEL: parent_info["Id"]})
+                                 SOURCE_LABEL: fingerprint(), PARENT_LABEL: parent_info["Id"],
+                                 CONNECT_LABEL: STDIO})
     finally:
         shutil.rmtree(context, ignore_errors=True)
     return LayerResult(layer, tag, image_id, True, round(time.monotonic() - started, 1))
@@ -262,7 +264,7 @@ def _ensure_one(layer: str, tag: str, parent_id: str, make: Callable[[dict[str, 
     notify(f"building {tag} ({what})")
     started = time.monotonic()
     built = make({LAYER_LABEL: layer, VERSION_LABEL: __version__, SOURCE_LABEL: fingerprint(),
-                  PARENT_LABEL: parent_id})
+                  PARENT_LABEL: parent_id, CONNECT_LABEL: STDIO})
     return LayerResult(layer, tag, built, True, round(time.monotonic() - started, 1))
 
 

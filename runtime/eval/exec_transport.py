@@ -121,8 +121,7 @@ class ExecTransport:
                              f"already; open tunnels on it, or make another")
         ours, theirs = socket.socketpair()
         try:
-            proc = await hd.spawn("exec", "-i", self.container, "hud", "connect", "--mux",
-                                  "--wait", f"{ready_timeout:g}", binary=self.docker,
+            proc = await hd.spawn(*self._command(ready_timeout), binary=self.docker,
                                   stdio=theirs)
         except BaseException:
             ours.close()
@@ -130,6 +129,7 @@ class ExecTransport:
         finally:
             theirs.close()
         self._proc = proc
+        self._started(proc)
         ready = False
 
         async def diagnose() -> str:  # once ready; before, the failure is told below
@@ -143,7 +143,7 @@ class ExecTransport:
             self._control, self._plain = channel, writer
             try:
                 self.hello = await channel.call("hello", dict(HELLO),
-                                                timeout=ready_timeout + READY_MARGIN)
+                                                timeout=self._hello_timeout(ready_timeout))
             except BaseException:
                 await channel.close()
                 raise
@@ -155,6 +155,19 @@ class ExecTransport:
             raise
         ready = True
         return channel
+
+    def _command(self, ready_timeout: float) -> list[str]:
+        """The docker command whose stdin/stdout are the connection."""
+        return ["exec", "-i", self.container, "hud", "connect", "--mux", "--wait",
+                f"{ready_timeout:g}"]
+
+    def _hello_timeout(self, ready_timeout: float) -> float:
+        """How long the host waits for the `hello` answer (the exec waits in the
+        container up to `ready_timeout`; then it says why)."""
+        return ready_timeout + READY_MARGIN
+
+    def _started(self, proc: asyncio.subprocess.Process) -> None:
+        """Called once the docker command runs, before the `hello`."""
 
     async def _not_ready(self, proc: asyncio.subprocess.Process, why: str,
                          ready_timeout: float) -> HudError:

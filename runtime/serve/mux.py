@@ -258,17 +258,18 @@ class Dialer:
         return reader, writer
 
 
-async def serve_stdio(dial: Dial, first: bytes = b"") -> None:
-    """Serve one SSH connection over this process's stdin/stdout until it closes; `first`
-    is what was read from stdin already (the start of the client's identification).
+async def serve_stdio(dial: Dial, first: bytes = b"", fds: tuple[int, int] = (0, 1)) -> None:
+    """Serve one SSH connection over this process's stdin/stdout (or `fds`: in, out)
+    until it closes; `first` is what was read from it already (the start of the client's
+    identification).
 
     Raises:
         InfraError: the peer went away, or spoke something else, before the handshake
             completed (the streams of a connection that was up just end).
     """
     ours, theirs = socket.socketpair()
-    threading.Thread(target=stdin_to_socket, args=(ours, first), daemon=True).start()
-    threading.Thread(target=socket_to_stdout, args=(ours,), daemon=True).start()
+    threading.Thread(target=stdin_to_socket, args=(ours, first, fds[0]), daemon=True).start()
+    threading.Thread(target=socket_to_stdout, args=(ours, fds[1]), daemon=True).start()
     key = asyncssh.generate_private_key("ssh-ed25519")
     try:
         conn = await asyncssh.run_server(

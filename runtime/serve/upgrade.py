@@ -47,12 +47,13 @@ SWITCHED = b"\nSSH-hud-switched\n"
 _CHUNK = 1 << 16
 
 
-def first_bytes() -> bytes:
-    """Read stdin until its first bytes can no longer be the start of `SWITCH` (one read,
-    unless they are a short prefix of it), or its end (b"" if stdin ended at once)."""
+def first_bytes(fd: int = 0) -> bytes:
+    """Read stdin (or `fd`) until its first bytes can no longer be the start of `SWITCH`
+    (one read, unless they are a short prefix of it), or its end (b"" if it ended at
+    once)."""
     data = b""
     while len(data) < len(SWITCH) and SWITCH.startswith(data):
-        more = os.read(0, _CHUNK)
+        more = os.read(fd, _CHUNK)
         if not more:
             break
         data += more
@@ -65,12 +66,13 @@ def ssh_at_once(data: bytes) -> bool:
 
 
 class _Pump(threading.Thread):
-    """Copies the daemon's bytes to stdout until the daemon ends the connection (then
-    closes stdout and sets `ended`) or `stop()` (at the switch)."""
+    """Copies the daemon's bytes to stdout (`out`) until the daemon ends the connection
+    (then closes `out` and sets `ended`) or `stop()` (at the switch)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, out: int = 1) -> None:
         super().__init__(daemon=True)
         self.sock = sock
+        self.out = out
         self.ended = threading.Event()
         self._stop_r, self._stop_w = os.pipe()
         self.ended_r, self._ended_w = os.pipe()
@@ -86,12 +88,12 @@ class _Pump(threading.Thread):
                 if not data:
                     break
                 if self._stop_r not in ready:
-                    write_all(1, data)
+                    write_all(self.out, data)
                 partial = not data.endswith(b"\n")  # stopping: drop the rest of a frame
         except OSError:
             pass
         with contextlib.suppress(OSError):
-            os.close(1)
+            os.close(self.out)
         self.ended.set()
         os.write(self._ended_w, b"x")
 
@@ -104,9 +106,11 @@ class _Pump(threading.Thread):
             os.close(fd)
 
 
-def bridge_until_ssh(sock: socket.socket, first: bytes) -> tuple[bytes, bool] | None:
+def bridge_until_ssh(sock: socket.socket, first: bytes,
+                     fds: tuple[int, int] = (0, 1)) -> tuple[bytes, bool] | None:
     """Bridge the host's control lines (starting with `first`) to the daemon's control
-    connection `sock`, and the daemon's answers back, until the host starts SSH.
+    connection `sock`, and the daemon's answers back, until the host starts SSH; the
+    host is on stdin/stdout, or on `fds` (in, out).
 
     Returns:
         None when either side ended the bridge; else the bytes the host sent from where
@@ -114,7 +118,8 @@ def bridge_until_ssh(sock: socket.socket, first: bytes) -> tuple[bytes, bool] | 
         the bytes are what followed the request). The daemon-to-host copy has stopped,
         and `sock` holds no part of a frame.
     """
-    pump = _Pump(sock)
+    fd_in, fd_out = fds
+    pump = _Pump(sock, fd_out)
     pump.start()
     buf, line_start = first, True
     try:
@@ -127,7 +132,7 @@ def bridge_until_ssh(sock: socket.socket, first: bytes) -> tuple[bytes, bool] | 
                         pump.stop()
                         if pump.ended.is_set():
                             return None
-                        write_all(1, SWITCHED)
+                        write_all(fd_out, SWITCHED)
                         return buf[len(SWITCH):], True
                     if buf.startswith(SSH_PREFIX):  # an SSH client that did not ask
                         pump.stop()
@@ -139,10 +144,10 @@ def bridge_until_ssh(sock: socket.socket, first: bytes) -> tuple[bytes, bool] | 
                 else:
                     sock.sendall(buf[:newline + 1])
                     buf, line_start = buf[newline + 1:], True
-            ready, _, _ = select.select([0, pump.ended_r], [], [])
+            ready, _, _ = select.select([fd_in, pump.ended_r], [], [])
             if pump.ended_r in ready:
                 return None  # the daemon ended the connection; stdout is closed
-            data = os.read(0, _CHUNK)
+            data = os.read(fd_in, _CHUNK)
             if not data:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
@@ -154,3 +159,53 @@ def bridge_until_ssh(sock: socket.socket, first: bytes) -> tuple[bytes, bool] | 
         return None
     finally:
         pump.close()
+
+
+def serve_connection(socket_path: str | None, url: str | None, token: str | None,
+                     wait: float, fds: tuple[int, int] = (0, 1)) -> None:
+    """Serve the multiplexed connection over stdin/stdout (or `fds`: in, out) until it
+    ends: control lines first, SSH from when the host starts it, or SSH at once for a
+    host that starts with it; streams reach the daemon at `socket_path` or `url`
+    (waiting up to `wait` seconds for it to accept).
+
+    Raises:
+        DaemonUnavailable: no daemon answers (within `wait`).
+        InfraError: the host spoke something other than SSH once SSH was due.
+    """
+    first = first_bytes(fds[0])
+    if not first:
+        return
+    control = None
+    if not ssh_at_once(first):
+        from hud.clients.control import open_socket
+
+        control = open_socket(socket_path, url, wait=wait)
+        bridged = bridge_until_ssh(control, first, fds)
+        if bridged is not None:
+            first, asked = bridged
+            if asked and not first:
+                first = first_bytes(fds[0])  # the host's identification string
+        if bridged is None or not first:
+            control.close()
+            return
+        wait = 0.0  # the daemon is up
+    _serve_ssh(first, (socket_path, url, token, wait), control, fds)
+
+
+def _serve_ssh(first: bytes, dialer_args: tuple[str | None, str | None, str | None, float],
+               control: socket.socket | None, fds: tuple[int, int]) -> None:
+    """The SSH server of hud.serve.mux, its client's first bytes read already."""
+    import asyncio
+    import ctypes.util
+
+    # asyncssh probes for liboqs (post-quantum kex) with find_library, two `ldconfig -p`
+    # runs (~13 ms on every exec); the mux offers curve25519 only, so skip the probe in
+    # this process
+    find_library = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: None if name in ("oqs", "liboqs") \
+        else find_library(name)
+    try:
+        from hud.serve.mux import Dialer, serve_stdio
+    finally:
+        ctypes.util.find_library = find_library
+    asyncio.run(serve_stdio(Dialer(*dialer_args, control=control), first, fds))

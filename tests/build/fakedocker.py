@@ -10,6 +10,8 @@ What it answers (everything else is exit 125, "unexpected", so a new call shows 
 
     version --format ...           a server version
     image inspect [--] REF         the image from $FAKE_DOCKER_IMAGES (JSON: ref -> labels)
+    run -i ...                     `hud connect --mux` (to $HUD_SOCKET): the attached
+                                   container's stdio
     run ...                        a container id
     ps -aq --filter ...            the ids in $FAKE_DOCKER_PS
     ps -a ... --format ...         the lines in $FAKE_DOCKER_PS_LINES (`;` between lines)
@@ -57,6 +59,8 @@ if args[:2] == ["image", "inspect"]:
     if ref not in images:
         say("Error: No such image: " + ref, 1, err=True)
     say(json.dumps([{{"Id": "sha256:fake", "Size": 1, "Config": {{"Labels": images[ref]}}}}]))
+if args[:2] == ["run", "-i"]:  # attached: its stdio is the daemon's connection
+    os.execv(sys.executable, [sys.executable, "-m", "hud.cli.main", "connect", "--mux"])
 if args[:1] == ["run"]:
     say({CONTAINER_ID!r})
 if args[:1] == ["ps"] and "--format" in args:

@@ -37,10 +37,37 @@ def hud(fake: FakeDocker, *args: str, **env: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=60)
 
 
+async def test_docker_placement_runs_an_attached_rollout_through_hud_docker(
+        fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image labelled org.hud.connect=stdio: the placement's label read and its one
+    `docker run -i --rm` (whose stdio is the connection; bridged to a real daemon here) go
+    to $HUD_DOCKER, and the container, gone by itself, needs no rm."""
+    daemon = start_daemon(str(ENVS / "letters.py"))
+    fake.use(monkeypatch)
+    monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
+    monkeypatch.setenv("FAKE_DOCKER_IMAGES", json.dumps({"fake-env:1": {
+        "org.hud.connect": "stdio"}}))
+    placement = DockerPlacement("fake-env:1")
+    lease = await placement.open("job1", "r1")
+    try:
+        listing = await lease.channel.call("tasks.list")
+    finally:
+        await lease.close()
+        await placement.shutdown()  # waits for the run client to end
+    assert listing["tasks"][0]["slug"] == "count_letter"
+    assert fake.commands() == ["image", "run"]
+    inspect, run = fake.calls()
+    assert {inspect[0], run[0]} == {str(fake.path)}
+    assert inspect[1:] == ["image", "inspect", "--", "fake-env:1"]
+    assert run[1:5] == ["run", "-i", "--rm", "--name"] and run[-1] == "fake-env:1"
+    assert "HUD_CONNECT=stdio" in run and "--label" in run
+
+
 async def test_docker_placement_runs_a_rollout_through_hud_docker(
         fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The placement's run, its `docker exec -i ... hud connect` channel and its rm all
-    go to $HUD_DOCKER (which bridges to a real daemon here)."""
+    """An image without the label (an older hud's): the placement's run, its `docker exec
+    -i ... hud connect` channel and its rm all go to $HUD_DOCKER (which bridges to a real
+    daemon here)."""
     daemon = start_daemon(str(ENVS / "letters.py"))
     fake.use(monkeypatch)
     monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
@@ -52,8 +79,8 @@ async def test_docker_placement_runs_a_rollout_through_hud_docker(
         await lease.close()
         await placement.shutdown()  # the removal runs in the background until then
     assert listing["tasks"][0]["slug"] == "count_letter"
-    assert fake.commands() == ["run", "exec", "rm"]
-    run, connect, remove = fake.calls()
+    assert fake.commands() == ["image", "run", "exec", "rm"]
+    _, run, connect, remove = fake.calls()
     assert {run[0], connect[0], remove[0]} == {str(fake.path)}
     assert "--label" in run and run[-1] == "fake-env:1"
     assert connect[1:] == ["exec", "-i", CONTAINER_ID, "hud", "connect", "--mux", "--wait",
@@ -124,7 +151,7 @@ async def test_docker_argument_beats_hud_docker(tmp_path: Path, fake: FakeDocker
                                           r"not reachable.*"
                                           r"Cannot connect.*start it as root"):
         await DockerPlacement("fake-env:1", docker=str(other.path)).open("job1", "r1")
-    assert [c[:2] for c in fake.calls()] == [[str(other.path), "run"]]
+    assert [c[:2] for c in fake.calls()] == [[str(other.path), "image"], [str(other.path), "run"]]
 
 
 async def test_attach_placement_execs_through_hud_docker(

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,16 +154,33 @@ KILL_MUX = ('m=mux; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline)
             '*"connect --$m"*) kill -9 "${p#/proc/}";; esac; done')
 
 
+def kill_carrier(container: str) -> None:
+    """Kill the process carrying a rollout's connection: this host's `docker run -i` client
+    that started `container` (by the unique name the placement gave it; by pid)."""
+    wanted = f"\0--name\0{container}\0".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"\0run\0" in cmdline and wanted in cmdline:
+            os.kill(int(proc.name), signal.SIGKILL)
+            return
+    raise AssertionError(f"no docker run client of {container} on this host")
+
+
 async def test_exec_killed_mid_rollout_is_infra_error_and_the_group_completes(
         letters_image: str) -> None:
-    """The one exec that carries a rollout's connection dies under the agent: that rollout
-    is an infra_error (not 0.0, no hang), and with retries the group of 3 completes."""
+    """The `docker run -i` client that carries a rollout's connection dies under the agent:
+    that rollout is an infra_error (not 0.0, no hang), and with retries the group of 3 completes."""
     killed = {"done": False}
 
     async def killer(run):  # type: ignore[no-untyped-def]
         if not killed["done"]:
             killed["done"] = True
-            docker_cli("exec", run._lease.info["container"], "sh", "-c", KILL_MUX, check=True)
+            kill_carrier(run._lease.info["container"])
         return await run.solve()
 
     tasks = Taskset.from_source(LETTERS_PY)
@@ -178,7 +196,8 @@ async def test_exec_killed_mid_rollout_is_infra_error_and_the_group_completes(
 
 async def test_tools_broken_by_a_lost_connection_are_infra_not_agent_error(
         shared_env: tuple[Path, str]) -> None:
-    """The exec dies while the agent holds an ssh session; the agent's next command raises
+    """The connection's carrier dies while the agent holds an ssh session; the agent's next
+    command raises
     (asyncssh's error, not hud's): the rollout is an infra_error, and the retry completes."""
     folder, tag = shared_env
     killed = {"done": False}
@@ -187,7 +206,7 @@ async def test_tools_broken_by_a_lost_connection_are_infra_not_agent_error(
         ssh = await run.ssh()
         if not killed["done"]:
             killed["done"] = True
-            docker_cli("exec", run._lease.info["container"], "sh", "-c", KILL_MUX, check=True)
+            kill_carrier(run._lease.info["container"])
         done = await ssh.run("cat /workspace/token", check=True)
         return done.stdout.strip()
 
@@ -198,9 +217,8 @@ async def test_tools_broken_by_a_lost_connection_are_infra_not_agent_error(
     assert second.status == "completed" and second.reward == 1.0, second.error
 
 
-def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp_path: Path) -> None:
-    """`hud prune` keeps a running eval's container; once the eval is SIGKILLed it removes
-    what it left."""
+def _sleepy_eval(letters_image: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """An eval in its own process whose agent sleeps; returned once the agent runs."""
     script = tmp_path / "slow_eval.py"
     script.write_text(
         "import asyncio, sys\n"
@@ -214,22 +232,51 @@ def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp
     )
     env = {**os.environ, "HUD_RUNS_DIR": str(tmp_path / "runs")}
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert b"AGENT-RUNNING" in line
+    return proc
+
+
+def _labelled() -> list[str]:
+    return docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split()
+
+
+def test_killed_job_s_containers_go_by_themselves(letters_image: str, tmp_path: Path) -> None:
+    """SIGKILL an eval mid-rollout: its container's connection ends with it, so the
+    container stops and docker removes it, with no `hud prune`."""
+    proc = _sleepy_eval(letters_image, tmp_path)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert b"AGENT-RUNNING" in line
+        assert _labelled()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        for _ in range(600):
+            if not _labelled():
+                break
+            time.sleep(0.1)
+        assert _labelled() == []
+    finally:
+        proc.kill()
+
+
+def test_killed_job_leaves_containers_that_prune_removes(letters_image: str, tmp_path: Path) -> None:
+    """`hud prune` keeps a running eval's container; once the eval is SIGKILLed it removes
+    what it left (a container that could not go by itself: paused here)."""
+    proc = _sleepy_eval(letters_image, tmp_path)
+    try:
         live = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune"],
                               capture_output=True, text=True, timeout=120)
         assert live.returncode == 0 and "still running" in live.stdout, live.stdout
-        assert docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split()
+        left = _labelled()
+        assert len(left) == 1
+        docker_cli("pause", left[0], check=True)  # it cannot see its connection end
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        left = docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split()
-        assert left, "the killed job should have left its container"
+        assert _labelled() == left, "the paused container should have stayed"
         done = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune"], capture_output=True,
                               text=True, timeout=120)
-        assert done.returncode == 0 and f"removed {len(left)} container(s)" in done.stdout
-        assert docker_cli("ps", "-aq", "--filter", "label=org.hud.job", check=True).stdout.split() == []
+        assert done.returncode == 0 and "removed 1 container(s)" in done.stdout, done.stdout
+        assert _labelled() == []
     finally:
         proc.kill()
 

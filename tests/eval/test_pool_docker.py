@@ -201,8 +201,9 @@ def test_docker_ctrl_c_during_a_warm_eval_leaves_no_container(hold_env: tuple[Pa
 
 def test_docker_killed_warm_eval_is_pruned_by_its_job_label(hold_env: tuple[Path, str],
                                                             tmp_path: Path) -> None:
-    """SIGKILL a warm eval: its pool containers carry the job label; `hud prune --job`
-    removes every one."""
+    """SIGKILL a warm eval: its pool containers carry the job label; those that could not
+    go by themselves (paused here, so they cannot see their connection end) `hud prune
+    --job` removes, every one."""
     folder, tag = hold_env
     runs = tmp_path / "runs"
     env = {**os.environ, "HUD_RUNS_DIR": str(runs)}
@@ -212,10 +213,14 @@ def test_docker_killed_warm_eval_is_pruned_by_its_job_label(hold_env: tuple[Path
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         job_id = _first_ended_trace(runs, proc)
+        os.kill(proc.pid, signal.SIGSTOP)  # the pool holds what it holds now
+        paused = job_containers(job_id)
+        for container in paused:
+            docker_cli("pause", container)  # one removed meanwhile just fails to pause
         os.killpg(proc.pid, signal.SIGKILL)  # the eval and its docker clients, as a crash
         proc.wait(timeout=30)
         left = settled_containers(job_id)
-        assert len(left) >= 2, "the killed job should have left its ready pool containers"
+        assert len(left) >= 2, "the killed job should have left its paused pool containers"
         done = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune", "--job", job_id],
                               capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0 and f"removed {len(left)} container(s)" in done.stdout
