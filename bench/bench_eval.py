@@ -3,8 +3,8 @@
     python bench/bench_eval.py [--group 16] [--max-concurrent 4] [--curve 1,2,4,8] [--warm N]
                                [--think SECONDS]
 
-First table: `local` (in-process) and `docker` (a fresh container per rollout, over
-`docker exec -i ... hud connect --mux`) placements at `--max-concurrent`. The docker figure is
+First table: `local` (in-process) and `docker` (a fresh container per rollout, reached
+over its own `docker run -i`) placements at `--max-concurrent`. The docker figure is
 also given as a ratio to starting and removing the same number of bare containers
 (`docker run -d IMAGE` + `docker rm -f`) at the same concurrency, measured in the same
 run: the floor any container-per-rollout harness pays.
@@ -19,7 +19,9 @@ harness pays to hold a container for an agent's S seconds). Each cell also gives
 machine's CPU per rollout (all processes, /proc/stat): with an instant oracle on few
 cores the cells are CPU-bound, and the ratio tends to bare CPU ÷ docker CPU. A third
 baseline, bare containers with one `docker exec -i C cat` round trip each, is the ceiling
-of any harness that drives a container by exec, whatever runs inside. Every
+of any harness that drives a container by exec, whatever runs inside; a fourth,
+containers started as the placement starts them (`docker run -i --rm`) with `cat` for
+the daemon, is the floor of the placement's own transport. Every
 docker command goes through `hud.build.docker`. Asserts nothing about time.
 """
 
@@ -72,6 +74,37 @@ async def bare_containers(image: str, count: int, concurrency: int,
     return time.perf_counter() - t0, (cpu_seconds() - c0) / count
 
 
+async def attached_containers(image: str, count: int, concurrency: int,
+                              hold: float = 0.0) -> tuple[float, float]:
+    """Seconds to run `count` containers the way the docker placement starts them
+    (`docker run -i --rm`, --network none, no log driver) with `cat` in place of the
+    daemon: one line echoed, each kept `hold` seconds, then stdin closed (the container
+    ends and docker removes it); and the machine's CPU seconds per container. The floor
+    of the placement's transport: docker alone, a server in the container that costs
+    nothing."""
+    from hud.build import docker as hd
+
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with limit:
+            proc = await hd.spawn("run", "-i", "--rm", "--network", "none", "--log-driver",
+                                  "none", "--entrypoint", "cat", image)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(b"hello\n")
+            await proc.stdin.drain()
+            if await proc.stdout.readline() != b"hello\n":
+                raise SystemExit("an attached bare docker run did not echo")
+            if hold:
+                await asyncio.sleep(hold)
+            proc.stdin.close()
+            await proc.communicate()
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return time.perf_counter() - t0, (cpu_seconds() - c0) / count
+
+
 def oracle(think: float) -> Any:
     """The oracle, after `think` seconds of pretend model time."""
     from hud.agents import OracleAgent
@@ -111,10 +144,12 @@ async def scaling_curve(tasks: Any, image: str, group: int, levels: list[int],
         bare, bare_cpu = await bare_containers(image, n, concurrency, hold=think)
         floor, floor_cpu = await bare_containers(image, n, concurrency, hold=think,
                                                  exec_once=True)
+        attached, attached_cpu = await attached_containers(image, n, concurrency, hold=think)
         cold, _, cold_cpu = await timed_job(tasks, image, group, concurrency, 0, think)
         warmed, _, warm_cpu = await timed_job(tasks, image, group, concurrency, pool, think)
         rows.append({"concurrency": concurrency, "warm": pool, "bare": n / bare * 60,
                      "floor": n / floor * 60, "floor_cpu": floor_cpu,
+                     "attached": n / attached * 60, "attached_cpu": attached_cpu,
                      "cold": n / cold * 60, "warmed": n / warmed * 60,
                      "bare_cpu": bare_cpu, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu})
     return rows
@@ -172,17 +207,21 @@ async def main() -> None:
     print(f"\nscaling curve: docker rollouts/min, {n} per cell{think}; ratio = ÷ bare docker "
           f"run -d + rm -f at the same concurrency; cpu = the machine's CPU ms per rollout\n")
     print(f"{'concurrency':>11}{'bare/min':>10}{'cpu':>6}{'+exec':>7}{'ratio':>7}{'cpu':>6}"
+          f"{'run -i':>7}{'ratio':>7}{'cpu':>6}"
           f"{'warm 0/min':>12}{'ratio':>7}{'cpu':>6}"
           f"{'warm N':>8}{'/min':>7}{'ratio':>7}{'cpu':>6}")
     for row in curve:
         print(f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
               f"{row['floor']:>7.0f}{row['floor'] / row['bare']:>7.2f}"
               f"{row['floor_cpu'] * 1000:>6.0f}"
+              f"{row['attached']:>7.0f}{row['attached'] / row['bare']:>7.2f}"
+              f"{row['attached_cpu'] * 1000:>6.0f}"
               f"{row['cold']:>12.0f}{row['cold'] / row['bare']:>7.2f}"
               f"{row['cold_cpu'] * 1000:>6.0f}{row['warm']:>8.0f}{row['warmed']:>7.0f}"
               f"{row['warmed'] / row['bare']:>7.2f}{row['warm_cpu'] * 1000:>6.0f}")
     print("\n+exec: bare containers with one `docker exec -i C cat` round trip each, the "
-          "floor of any exec-driven harness")
+          "floor of any exec-driven harness\nrun -i: containers started as the placement "
+          "starts them, `cat` for the daemon: the floor of the placement's transport")
 
 if __name__ == "__main__":
     asyncio.run(main())

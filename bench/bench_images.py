@@ -8,10 +8,12 @@ Every number is reported next to a baseline measured in the same run, as a ratio
                                   floor (the same docker commands, `cat` for `hud
                                   connect`, no daemon: what docker alone costs); also the
                                   docker placement's own path: `DockerPlacement.open()`
-                                  to the manifest (one `hud connect --mux` exec, control
-                                  lines until a tunnel is needed), then + `Lease.close()`
-                                  + the removal (against a --network none baseline, as
-                                  the placement runs); two floors: `docker run -d` alone,
+                                  to the manifest (one `docker run -i` whose daemon
+                                  serves the connection on its stdio, control lines until
+                                  a tunnel is needed; no exec), then + `Lease.close()`
+                                  + the container's end and removal (against a
+                                  --network none baseline, as the placement runs); two
+                                  floors: `docker run -d` alone,
                                   and it plus the daemon's own start → answered hello
                                   (timed inside a running container, no docker on the
                                   path); and the way before (an exec + hello retried
@@ -130,6 +132,18 @@ def start_exec_floor(image: str) -> None:
                        timeout=60)
 
 
+def attached_floor(image: str) -> None:
+    """What docker alone costs for the placement's path: `docker run -i --rm` as the
+    placement starts it (--network none, no log driver) with `cat` for the daemon, the
+    hello written at once and echoed; its end (stdin closed) and removal included."""
+    done = subprocess.run(["docker", "run", "-i", "--rm", "--network", "none", "--log-driver",
+                           "none", "--entrypoint", "cat", image], input=HELLO, check=False,
+                          capture_output=True, timeout=READY_TIMEOUT)
+    if done.stdout != HELLO:
+        raise SystemExit(f"{image}: `cat` in an attached docker run failed: "
+                         f"{done.stderr.decode()}")
+
+
 def placement_open_close(image: str) -> tuple[float, float]:
     """`DockerPlacement.open()` (a ready lease, its hello answered), then `Lease.close()`
     and the container's removal: the ms to the manifest, and to the end."""
@@ -225,7 +239,8 @@ def main() -> None:
 
         # 1. container start → a served manifest, vs a bare `docker run --rm IMAGE true`
         # (interleaved, so that both see the same load on a shared machine).
-        bare, served, floor, bare_none, placed, retried, run_d = [], [], [], [], [], [], []
+        bare, served, floor, bare_none, placed, retried, run_d, run_i = \
+            [], [], [], [], [], [], [], []
         placement_open_close(tag)  # the first open learns what the engine grants
         for _ in range(rounds):
             bare.append(timed(lambda: sh("docker", "run", "--rm", tag, "true"), 1))
@@ -235,6 +250,7 @@ def main() -> None:
                                               tag, "true"), 1))
             placed.append(placement_open_close(tag))
             retried.append(timed(lambda: start_to_manifest_retried(tag), 1))
+            run_i.append(timed(lambda: attached_floor(tag), 1))
             started = time.perf_counter()
             container = sh("docker", "run", "-d", "--network", "none", "--entrypoint", "sleep",
                            tag, "60").stdout.strip()
@@ -247,6 +263,10 @@ def main() -> None:
         rows.append(("  the same", median(p[0] for p in placed),
                      "  same, --network none", median(bare_none)))
         rows.append(("  + close + removal", median(p[1] for p in placed),
+                     "  same, --network none", median(bare_none)))
+        rows.append(("  floor: `docker run -i` + `cat`, no daemon", median(run_i),
+                     "  same, --network none", median(bare_none)))
+        rows.append(("  floor: run -i + daemon start", median(run_i) + daemon_ms,
                      "  same, --network none", median(bare_none)))
         rows.append(("  run -d, exec hello, rm -f", median(served),
                      "docker run --rm IMAGE true", median(bare)))

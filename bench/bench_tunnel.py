@@ -12,6 +12,9 @@ Builds a small environment (ssh workspace + one MCP tool), starts it with
   - opening a new tunnel stream on that connection (no exec), and the same with the
     capability's ssh handshake on top;
   - an MCP tool call over an open session;
+  - the same through the docker placement's own connection (a fresh container started
+    with `docker run -i`, whose daemon serves the connection on its stdio; no exec):
+    start to manifest, the first tunnel, a tunnel stream, an MCP tool call;
   - the daemon's resident memory with ssh and mcp started (MB).
 Prints medians and ratios; asserts nothing about time.
 """
@@ -46,6 +49,48 @@ async def noop():
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
+
+
+async def placement_path(tag: str, ssh_name: str, runs: int) -> dict[str, list[float]]:
+    """Seconds for the docker placement's own path: fresh containers reached over their
+    `docker run -i` (start to manifest, first tunnel), and on one of them tunnel streams
+    and MCP calls."""
+    from hud.clients.attach import RemoteEnv
+    from hud.clients.untrusted import parse_manifest
+    from hud.eval import DockerPlacement
+    from hud.eval.placement import new_id
+
+    placement = DockerPlacement(tag)
+    out: dict[str, list[float]] = {"start": [], "first": [], "stream": [], "mcp": []}
+    try:
+        for i in range(max(3, runs // 4)):
+            t0 = time.perf_counter()
+            lease = await placement.open("bench-tunnel", new_id())
+            out["start"].append(time.perf_counter() - t0)
+            env = RemoteEnv(lease.info["container"], lease,
+                            parse_manifest(lease.hello, lease.source()))
+            try:
+                t0 = time.perf_counter()
+                _, writer = await env.tunnel(ssh_name)
+                out["first"].append(time.perf_counter() - t0)
+                writer.close()
+                if i:
+                    continue
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    _, writer = await env.tunnel(ssh_name)
+                    out["stream"].append(time.perf_counter() - t0)
+                    writer.close()
+                async with env.mcp() as session:
+                    for _ in range(runs):
+                        t0 = time.perf_counter()
+                        await session.call_tool("add", {"a": 1, "b": 2})
+                        out["mcp"].append(time.perf_counter() - t0)
+            finally:
+                await env.close()
+    finally:
+        await placement.shutdown()
+    return out
 
 
 async def main() -> None:
@@ -115,6 +160,7 @@ async def main() -> None:
                     t0 = time.perf_counter()
                     await session.call_tool("add", {"a": 1, "b": 2})
                     calls.append(time.perf_counter() - t0)
+        placed = await placement_path(tag, ssh_name, opts.runs)
         rss = subprocess.run(["docker", "exec", name, "sh", "-c",
                               "grep VmRSS /proc/$(pgrep -f 'bin/hud serve' | head -1)/status"],
                              capture_output=True, text=True).stdout.split()
@@ -128,7 +174,11 @@ async def main() -> None:
                            ("the first tunnel: SSH starts on the connection", switches),
                            ("open a tunnel stream (on the open connection)", streams),
                            ("open a tunnel stream + ssh handshake", opens),
-                           ("MCP tool call on an open session (tunnel)", calls)):
+                           ("MCP tool call on an open session (tunnel)", calls),
+                           ("placement: docker run -i to manifest", placed["start"]),
+                           ("placement: the first tunnel (SSH in the daemon)", placed["first"]),
+                           ("placement: open a tunnel stream", placed["stream"]),
+                           ("placement: MCP tool call on an open session", placed["mcp"])):
         print(f"{label:<52}{median_ms(samples):>10.1f}{median_ms(samples) / base:>8.2f}")
     if len(rss) >= 2:
         print(f"\ndaemon RSS with ssh + mcp started: {int(rss[1]) / 1024:.1f} MB")

@@ -135,3 +135,20 @@ def run(module: str | None, socket_path: str | None, tcp: tuple[str, int] | None
         await daemon.serve_forever()
 
     asyncio.run(main())
+    if connection is not None:
+        _end_with_the_container()
+
+
+def _end_with_the_container() -> None:
+    """Exit now that the daemon has shut down cleanly (its capabilities closed, its
+    shutdown hooks run) and the container ends with it: atexit handlers run, output is
+    flushed, but the interpreter's own teardown, which frees every module and object the
+    process is about to give back whole (~25 ms of CPU per container), is skipped."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # logging's shutdown among them
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)

@@ -68,6 +68,11 @@ def check_network(network: str, allow_shared: bool = False) -> None:
 
 #: used containers whose background removal may be pending at once (DockerPlacement)
 MAX_REMOVING = 8
+#: `docker run` options that would change how an attached container is reached (its
+#: stdio is the connection): refused in extra_args
+_ATTACHED_LONG = ("--tty", "--detach", "--attach", "--log-driver", "--log-opt", "--name",
+                  "--rm", "--sig-proxy", "--interactive", "--detach-keys")
+_ATTACHED = ("-t", "-d", "-a", "-i", "-it", "-ti", "-dt", "-td", "-id", "-di", *_ATTACHED_LONG)
 # docker binaries whose engine refused CAP_SYS_RESOURCE once (see DockerPlacement.open)
 _NO_SYS_RESOURCE: set[str] = set()
 
@@ -286,7 +291,19 @@ class DockerPlacement(Placement):
         return await self._open_detached(job_id, rollout_id)
 
     async def _open_attached(self, job_id: str, rollout_id: str) -> Lease:
-        """One rollout's container, reached over its own `docker run -i`."""
+        """One rollout's container, reached over its own `docker run -i`.
+
+        Raises:
+            ConfigError: `extra_args` would change how the container is attached (a
+                tty, detached, another log driver or name...).
+        """
+        for arg in self.extra_args:
+            if arg in _ATTACHED or arg.split("=", 1)[0] in _ATTACHED_LONG:
+                raise ConfigError(f"extra docker run option {arg!r} conflicts with how the "
+                                  f"docker placement runs its containers (`docker run -i "
+                                  f"--rm --name ... --log-driver none`: the run's stdio is "
+                                  f"the daemon's connection, and docker must not log it); "
+                                  f"drop it")
         name = f"hud-{new_id()}{new_id()[:4]}"
         argv = self._run_args(job_id, rollout_id, name)
         transport = RunTransport(name, argv, self._docker)

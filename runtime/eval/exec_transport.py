@@ -149,7 +149,7 @@ class ExecTransport:
                 raise
         except (InfraError, ProtocolError) as exc:
             await self.close()
-            raise await self._not_ready(proc, str(exc), ready_timeout) from exc
+            raise await self._not_ready(proc, str(exc), ready_timeout, exc) from exc
         except BaseException:
             await self.close()
             raise
@@ -170,8 +170,9 @@ class ExecTransport:
         """Called once the docker command runs, before the `hello`."""
 
     async def _not_ready(self, proc: asyncio.subprocess.Process, why: str,
-                         ready_timeout: float) -> HudError:
-        """The error for a `hud connect --mux` that gave no `hello` answer (reaped)."""
+                         ready_timeout: float, cause: BaseException | None = None) -> HudError:
+        """The error for a `hud connect --mux` that gave no `hello` answer (reaped);
+        `cause` is the error the hello call raised."""
         said = ""
         if proc.stderr is not None:
             with contextlib.suppress(Exception):

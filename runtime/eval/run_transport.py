@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 
 from hud.build import docker as hd
-from hud.errors import DockerError, HudError, InfraError
+from hud.errors import DockerError, HudError, InfraError, ProtocolError
 from hud.eval.exec_transport import ExecTransport
 
 #: bytes of the run's stderr (docker's messages, the daemon's log) kept for errors
@@ -87,7 +87,7 @@ class RunTransport(ExecTransport):
         return f"container {self.container}: {status}\n{self.stderr_tail()[-2000:]}"
 
     async def _not_ready(self, proc: asyncio.subprocess.Process, why: str,
-                         ready_timeout: float) -> HudError:
+                         ready_timeout: float, cause: BaseException | None = None) -> HudError:
         """The error for a run whose daemon gave no `hello` answer (the run reaped)."""
         if self._drain is not None:
             with contextlib.suppress(Exception):
@@ -98,6 +98,10 @@ class RunTransport(ExecTransport):
                                f"the Docker engine is not reachable; {hd.FIX_START}")
         if proc.returncode == RUN_FAILED:
             return DockerError(f"docker run {self.run_args[-1]} failed: {said[-1500:]}")
+        if isinstance(cause, ProtocolError):  # the host ended the run on a bad answer
+            return InfraError(f"the container {self.container} did not answer hello as a hud "
+                              f"daemon does ({why}); the container was removed. Its log "
+                              f"ends:\n{said[-2000:]}")
         if proc.returncode is not None and not self._killed:
             return InfraError(f"container {self.container} stopped before its hud daemon "
                               f"answered hello (exit={proc.returncode}; {why})\n{said[-2000:]}")

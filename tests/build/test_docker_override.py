@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from hud.errors import DockerError
+from hud.errors import ConfigError, DockerError
 from hud.eval import AttachPlacement, DockerPlacement
 from tests.build.fakedocker import CONTAINER_ID, FakeDocker, image_labels
 from tests.conftest import ENVS
@@ -257,3 +258,19 @@ def test_unusable_hud_docker_is_named(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"HUD_DOCKER='{missing}' is not an executable docker client" in done.stderr
+
+
+@pytest.mark.parametrize("arg", ["-t", "--tty", "-d", "--log-driver=json-file", "--log-driver",
+                                 "--name", "--rm", "--attach=stdout"])
+async def test_extra_args_that_change_the_attached_run_are_refused(
+        fake: FakeDocker, monkeypatch: pytest.MonkeyPatch, arg: str) -> None:
+    """extra_args that would give the attached container a tty, detach it, log its stdio
+    (the connection) or rename it: a ConfigError naming the option, before any run."""
+    fake.use(monkeypatch)
+    monkeypatch.setenv("FAKE_DOCKER_IMAGES", json.dumps({"fake-env:1": {
+        "org.hud.connect": "stdio"}}))
+    placement = DockerPlacement("fake-env:1", extra_args=[arg, "x"])
+    with pytest.raises(ConfigError, match=rf"extra docker run option {re.escape(repr(arg))} "
+                                          r"conflicts(.|\n)*drop it"):
+        await placement.open("job1", "r1")
+    assert fake.commands() == ["image"]
