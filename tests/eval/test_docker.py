@@ -37,31 +37,7 @@ def letters_image(tmp_path_factory: pytest.TempPathFactory, base_layer: str):
 
 # one workspace file per container: members of a group that ran at once would overwrite
 # each other's token and grade 0 (what the coding template's shared /workspace did)
-SHARED = '''
-import secrets
-
-from hud import Environment
-
-env = Environment(name="shared-ws")
-ws = env.workspace()
-
-
-@env.template()
-async def remember():
-    token = secrets.token_hex(8)
-    await ws.run(f"printf %s {token} > /workspace/token", user="agent", timeout=30)
-    answer = yield "Answer with the content of /workspace/token."
-    yield 1.0 if answer == token else 0.0
-
-
-@remember.solution
-async def solve() -> str:
-    done = await ws.run("cat /workspace/token", user="agent", timeout=30)
-    return done.stdout.strip()
-
-
-tasks = [remember()]
-'''
+SHARED = (Path(__file__).resolve().parent.parent / "envs" / "remember.py").read_text()
 
 # the agent forks sleepers until fork fails, then ends them; prints "COUNT ERRNO-NAME"
 FORK_LOOP = """python3 -c '

@@ -6,6 +6,7 @@ image built without `org.hud.connect` is still reached with `docker exec`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,31 +17,7 @@ from tests.docker_fixtures import base_layer, docker_cli, env_dir, unique_tag  #
 pytestmark = pytest.mark.docker
 
 # one task with an ssh workspace: the agent reads a token the task wrote
-WS_ENV = '''
-import secrets
-
-from hud import Environment
-
-env = Environment(name="run-transport")
-ws = env.workspace()
-
-
-@env.template()
-async def remember():
-    token = secrets.token_hex(8)
-    await ws.run(f"printf %s {token} > /workspace/token", user="agent", timeout=30)
-    answer = yield "Answer with the content of /workspace/token."
-    yield 1.0 if answer == token else 0.0
-
-
-@remember.solution
-async def solve() -> str:
-    done = await ws.run("cat /workspace/token", user="agent", timeout=30)
-    return done.stdout.strip()
-
-
-tasks = [remember()]
-'''
+WS_ENV = (Path(__file__).resolve().parent.parent / "envs" / "remember.py").read_text()
 
 # a hook that talks: it writes to stdout and reads all of stdin (what it would take of
 # the host's frames if it had the connection)
