@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -25,9 +26,13 @@ def build(template: str) -> str:
     from hud.build.env_image import build_env
     from hud.build.scaffold import scaffold
 
-    folder, _ = scaffold(Path(tempfile.mkdtemp(prefix="hud-bench-gui-")) / template, template)
-    tag = f"hud-bench-gui-{template}"
-    build_env(folder, tag=tag)
+    work = Path(tempfile.mkdtemp(prefix="hud-bench-gui-"))
+    try:
+        folder, _ = scaffold(work / template, template)
+        tag = f"hud-bench-gui-{template}"
+        build_env(folder, tag=tag)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return tag
 
 

@@ -15,6 +15,7 @@ Usage: python bench/bench_integrity.py [--rounds N]   (needs Docker; builds what
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -97,6 +98,7 @@ def main() -> None:
             subprocess.run(["docker", "rm", "-f", *names], capture_output=True, check=False)
         if tags:
             subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-os.environ.setdefault("HUD_RUNS_DIR", tempfile.mkdtemp(prefix="hud-bench-runs-"))
-
 from hud import Environment
 from hud.eval.placement import AttachPlacement, LocalPlacement, Placement
 from hud.robot import RobotCapability, RobotClient
@@ -200,7 +198,14 @@ def main() -> None:
     parser.add_argument("--frames-steps", type=int, default=500, help="steps with frames")
     parser.add_argument("--attach", help="a running container serving a 'robot' binding")
     args = parser.parse_args()
-    rows = asyncio.run(measure(args))
+    runs = None if "HUD_RUNS_DIR" in os.environ else tempfile.mkdtemp(prefix="hud-bench-runs-")
+    if runs is not None:
+        os.environ["HUD_RUNS_DIR"] = runs  # the traces go with it
+    try:
+        rows = asyncio.run(measure(args))
+    finally:
+        if runs is not None:
+            shutil.rmtree(runs, ignore_errors=True)
     print(f"{'case':<18} {'path':<44} {'steps/s':>10} {'vs in-process':>14}")
     for label, name, rate, ratio in rows:
         print(f"{label:<18} {name:<44} {rate:>10.0f} {ratio:>13.2f}x")
