@@ -18,8 +18,10 @@ Streaming (`stream=True`): `responses.create(stream=True)`, and the Response car
 the terminal event (`response.completed`, or `response.incomplete` when cut at the token
 limit, which the SDK's `responses.stream()` helper cannot finish on), with each output
 item as its `response.output_item.done` event gave it (the documented source of complete
-reasoning items). A `response.failed` or `error` event raises the SDK's `APIError`; a
-stream cut after it started is retried (see `hud.agents.streaming`). Every event but the
+reasoning items). A `response.failed` or `error` event raises the SDK's `APIError`; one
+whose code a plain request would have been retried on (`server_error`, a 5xx;
+`rate_limit_exceeded`, a 429), like a stream cut after it started, is retried (see
+`hud.agents.streaming`). Every event but the
 status ones (`response.created`, `.queued`, `.in_progress`) and keep-alives counts as
 content for hud's limits (`hud.agents.deadlines`).
 
@@ -51,6 +53,9 @@ KEY_VARIABLE = "OPENAI_API_KEY"
 #: stream events that say the response is alive but carry none of it
 STATUS_EVENTS = frozenset({"response.created", "response.queued", "response.in_progress",
                            "keepalive", "ping"})
+#: error codes of a failed response or an `error` event that the SDK would have retried
+#: as a plain request's status (500, 429)
+RETRYABLE_CODES = frozenset({"server_error", "rate_limit_exceeded"})
 
 
 class OpenAIResponsesAgent(ModelAgent):
@@ -183,7 +188,8 @@ class ResponsesConversation(Conversation):
         client = self.client.with_options(max_retries=retries)
         stream: AsyncStream[ResponseStreamEvent] = await client.responses.create(
             **request, stream=True)  # the SDK retries this
-        async with stream, reading((openai.APIConnectionError,)), self.clock.pacing() as pace:
+        async with stream, reading((openai.APIConnectionError,), retryable=_retryable), \
+                self.clock.pacing() as pace:
             done: dict[int, Any] = {}
             async for event in stream:
                 if event.type not in STATUS_EVENTS:
@@ -238,3 +244,15 @@ class ResponsesConversation(Conversation):
         if result.is_error or not result.images:
             self.input.append({"role": "user", "content": [
                 {"type": "input_text", "text": f"The computer action failed: {result.text}"}]})
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether a failed response or an `error` event is one a plain request would have
+    been retried on (its code in RETRYABLE_CODES)."""
+    import openai
+
+    if not isinstance(exc, openai.APIError) or not isinstance(exc.body, dict):
+        return False
+    error = exc.body.get("error")
+    code = exc.body.get("code") or (error.get("code") if isinstance(error, dict) else None)
+    return code in RETRYABLE_CODES

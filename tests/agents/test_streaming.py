@@ -157,16 +157,41 @@ async def test_streamed_requests_say_so_on_the_wire(api: FakeAPI, streamed: Wire
         assert body["stream_options"] == {"include_usage": True}
 
 
+def _failed(wire: Wire, code: str) -> dict:
+    return {**wire.answer("5"), "status": "failed",
+            "error": {"code": code, "message": "the model is overloaded"}}
+
+
 async def test_a_failed_response_stream_is_agent_error(api: FakeAPI) -> None:
-    """A Responses stream ending in response.failed raises the SDK's APIError with the
-    provider's message: a provider failure, not an empty answer."""
+    """A Responses stream ending in response.failed with a code a plain request would not
+    be retried on raises the SDK's APIError with the provider's message after one request:
+    a provider failure, not an empty answer."""
     wire = BY_NAME["openai-responses"].streamed()
-    reply = {**wire.answer("5"), "status": "failed",
-             "error": {"code": "server_error", "message": "the model is overloaded"}}
-    api.script = [(200, reply)]
-    run = await rollout(wire.agent(api, tools=[]))
+    api.script = [(200, _failed(wire, "invalid_prompt")), (200, wire.answer("5"))]
+    run = await rollout(wire.agent(api, tools=[], max_retries=2))
     assert run.status == "agent_error"
     assert run.error == "APIError: the response failed: the model is overloaded"
+    assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize("code", ["server_error", "rate_limit_exceeded"])
+async def test_a_response_failed_as_a_5xx_or_429_is_tried_again(api: FakeAPI, code: str) -> None:
+    """response.failed with `server_error` or `rate_limit_exceeded` (what the SDK retries
+    as a plain request's 500 or 429) sends the request again: the rollout completes."""
+    wire = BY_NAME["openai-responses"].streamed()
+    api.script = [(200, _failed(wire, code)), (200, wire.answer("5"))]
+    run = await rollout(wire.agent(api, tools=[], max_retries=1))
+    assert (run.status, run.answer, len(api.requests)) == ("completed", "5", 2), run.error
+
+
+async def test_a_retried_response_failure_ends_when_the_retries_do(api: FakeAPI) -> None:
+    """With no retries left, a `server_error` failure is the rollout's agent_error, with
+    the provider's message, after 1 + max_retries requests."""
+    wire = BY_NAME["openai-responses"].streamed()
+    api.script = [(200, _failed(wire, "server_error"))] * 3
+    run = await rollout(wire.agent(api, tools=[], max_retries=1))
+    assert run.status == "agent_error" and "the model is overloaded" in run.error, run.error
+    assert len(api.requests) == 2
 
 
 async def test_a_stream_that_stalls_fails_with_a_request_timeout(api: FakeAPI,
