@@ -38,6 +38,18 @@ def hud(fake: FakeDocker, *args: str, **env: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=60)
 
 
+async def _first_task_through(placement: DockerPlacement) -> str:
+    """The slug of the first task listed over one lease of `placement`, once the lease
+    is closed and the placement has shut down (its container gone or removed)."""
+    lease = await placement.open("job1", "r1")
+    try:
+        listing = await lease.channel.call("tasks.list")
+    finally:
+        await lease.close()
+        await placement.shutdown()
+    return str(listing["tasks"][0]["slug"])
+
+
 async def test_docker_placement_runs_an_attached_rollout_through_hud_docker(
         fake: FakeDocker, start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """An image labelled org.hud.connect=stdio: the placement's label read and its one
@@ -48,14 +60,7 @@ async def test_docker_placement_runs_an_attached_rollout_through_hud_docker(
     monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
     monkeypatch.setenv("FAKE_DOCKER_IMAGES", json.dumps({"fake-env:1": {
         "org.hud.connect": "stdio"}}))
-    placement = DockerPlacement("fake-env:1")
-    lease = await placement.open("job1", "r1")
-    try:
-        listing = await lease.channel.call("tasks.list")
-    finally:
-        await lease.close()
-        await placement.shutdown()  # waits for the run client to end
-    assert listing["tasks"][0]["slug"] == "count_letter"
+    assert (await _first_task_through(DockerPlacement("fake-env:1"))) == "count_letter"
     assert fake.commands() == ["image", "run"]
     inspect, run = fake.calls()
     assert {inspect[0], run[0]} == {str(fake.path)}
@@ -72,14 +77,7 @@ async def test_docker_placement_runs_a_rollout_through_hud_docker(
     daemon = start_daemon(str(ENVS / "letters.py"))
     fake.use(monkeypatch)
     monkeypatch.setenv("HUD_SOCKET", str(daemon.socket_path))
-    placement = DockerPlacement("fake-env:1")
-    lease = await placement.open("job1", "r1")
-    try:
-        listing = await lease.channel.call("tasks.list")
-    finally:
-        await lease.close()
-        await placement.shutdown()  # the removal runs in the background until then
-    assert listing["tasks"][0]["slug"] == "count_letter"
+    assert (await _first_task_through(DockerPlacement("fake-env:1"))) == "count_letter"
     assert fake.commands() == ["image", "run", "exec", "rm"]
     _, run, connect, remove = fake.calls()
     assert {run[0], connect[0], remove[0]} == {str(fake.path)}
