@@ -332,6 +332,25 @@ def image_labels(ref: str) -> dict[str, str]:
     return dict((info.get("Config") or {}).get("Labels") or {})
 
 
+async def aimage_labels(ref: str, *, binary: str | None = None) -> dict[str, str] | None:
+    """The labels of image `ref` read with `binary` without blocking the event loop
+    (empty when it has none); None when docker cannot read them (no such image, the
+    engine down: the caller decides what that means).
+
+    Raises:
+        ConfigError: `ref` is not a reference (`checked_ref`).
+    """
+    checked_ref(ref)
+    done = await adocker("image", "inspect", "--", ref, timeout=60, binary=binary)
+    if not done.ok:
+        return None
+    try:
+        labels = (json.loads(done.stdout)[0].get("Config") or {}).get("Labels") or {}
+    except (ValueError, IndexError, AttributeError, TypeError):
+        return None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
 def image_size_mb(ref: str) -> float:
     """The image's size (all its layers) in MB, as `docker images` reports it."""
     info = inspect_image(ref)

@@ -19,7 +19,7 @@ from hud import lazy
 if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports on first use
     from hud.agents.context import RunContext as RunContext
     from hud.eval.attach import AttachPlacement as AttachPlacement
-    from hud.eval.placement import DockerPlacement as DockerPlacement
+    from hud.eval.docker import DockerPlacement as DockerPlacement
     from hud.eval.placement import LocalPlacement as LocalPlacement
     from hud.eval.placement import Placement as Placement
     from hud.eval.results import Job as Job
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
 # public name -> defining module
 _EXPORTS: dict[str, str] = {
     "AttachPlacement": "hud.eval.attach",
-    "DockerPlacement": "hud.eval.placement",
+    "DockerPlacement": "hud.eval.docker",
     "Job": "hud.eval.results",
     "JobStats": "hud.eval.results",
     "LocalPlacement": "hud.eval.placement",

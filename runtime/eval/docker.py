@@ -12,13 +12,12 @@ hud.eval.placement too.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import subprocess
 import uuid
 
 from hud.build import docker as hd
-from hud.errors import ConfigError, HudError
+from hud.errors import ConfigError, DockerError, HudError
 from hud.eval.exec_transport import ExecTransport
 from hud.eval.lease import Lease, Placement
 from hud.eval.owner import OWNER_LABEL, this_owner
@@ -238,22 +237,11 @@ class DockerPlacement(Placement):
     def _oom_caps(self) -> tuple[str, ...]:
         return () if self.docker in _NO_SYS_RESOURCE else ("SYS_RESOURCE",)
 
-    async def _image_labels(self) -> dict[str, str]:
+    async def _image_labels(self) -> dict[str, str] | None:
         """The image's labels, read with this placement's docker client (once, when the
-        read succeeds; when it fails, e.g. no such image, {} and `docker run` says why)."""
-        if self._labels is not None:
-            return self._labels
-        done = await hd.adocker("image", "inspect", "--", self.image, timeout=60,
-                                binary=self._docker)
-        if not done.ok:
-            return {}
-        try:
-            info = json.loads(done.stdout)[0]
-            labels = (info.get("Config") or {}).get("Labels") or {}
-        except (ValueError, IndexError, AttributeError, TypeError):
-            return {}
-        self._labels = {str(k): str(v) for k, v in labels.items()} \
-            if isinstance(labels, dict) else {}
+        read succeeds; None when it fails, e.g. no such image: `docker run` says why)."""
+        if self._labels is None:
+            self._labels = await hd.aimage_labels(self.image, binary=self._docker)
         return self._labels
 
     async def _check_network(self) -> None:
@@ -263,7 +251,12 @@ class DockerPlacement(Placement):
         if self.network == "none" or self._network_checked:
             return
         check_network(self.network, self.allow_shared_network)
-        required = (await self._image_labels()).get(NETWORK_LABEL)
+        labels = await self._image_labels()
+        if labels is None:  # a check that cannot read the label must not pass
+            raise DockerError(f"cannot read the labels of image {self.image} to check that "
+                              f"it may run with network {self.network!r}; is it built "
+                              f"(`docker image inspect {self.image}`)?")
+        required = labels.get(NETWORK_LABEL)
         if required and required != self.network:
             raise ConfigError(f"image {self.image} must run with network {required!r} (label "
                               f"{NETWORK_LABEL}, e.g. a Harbor task with allow_internet = "
@@ -286,7 +279,7 @@ class DockerPlacement(Placement):
 
     async def open(self, job_id: str, rollout_id: str) -> Lease:
         await self._check_network()
-        if (await self._image_labels()).get(CONNECT_LABEL) == STDIO:
+        if ((await self._image_labels()) or {}).get(CONNECT_LABEL) == STDIO:
             return await self._open_attached(job_id, rollout_id)
         return await self._open_detached(job_id, rollout_id)
 

@@ -92,14 +92,18 @@ class ExecTransport:
         """The pid of the `docker exec` client process carrying the connection."""
         return self._proc.pid if self._proc is not None else None
 
+    async def state(self) -> str | None:
+        """The container's state ("running exit=0 oom=false"), None once it is gone."""
+        state = await hd.adocker("inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} "
+                                 "oom={{.State.OOMKilled}}", self.container, timeout=20,
+                                 binary=self.docker)
+        return state.stdout.strip() if state.ok else None
+
     async def logs(self) -> str:
         """The container's state and the tail of its log, for error messages."""
         done = await hd.adocker("logs", "--tail", "20", self.container, timeout=20,
                                 binary=self.docker)
-        state = await hd.adocker("inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} "
-                                 "oom={{.State.OOMKilled}}", self.container, timeout=20,
-                                 binary=self.docker)
-        status = state.stdout.strip() if state.ok else "gone (no such container)"
+        status = await self.state() or "gone (no such container)"
         return f"container {self.container}: {status}\n{(done.stdout + done.stderr).strip()}"
 
     async def channel(self, ready_timeout: float) -> Channel:
@@ -235,13 +239,17 @@ class ExecTransport:
 
         await control.switch(SWITCH, SWITCHED.strip(), carrier, timeout=SSH_START_TIMEOUT)
 
-    async def close(self) -> None:
-        """Close the connection (every stream on it) and reap the exec."""
+    async def disconnect(self) -> None:
+        """Close the connection: every stream on it."""
         mux, self._mux = self._mux, None
         plain, self._plain = self._plain, None
         if mux is not None:
             await mux.close()
         elif plain is not None:
             plain.close()  # before SSH: the pipes carry the control channel alone
+
+    async def close(self) -> None:
+        """Close the connection (every stream on it) and reap the exec."""
+        await self.disconnect()
         if self._proc is not None:
             await _reap(self._proc, EXIT_GRACE)

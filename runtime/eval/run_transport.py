@@ -80,10 +80,7 @@ class RunTransport(ExecTransport):
 
     async def logs(self) -> str:
         """The container's state and the tail of the daemon's log, for error messages."""
-        state = await hd.adocker("inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} "
-                                 "oom={{.State.OOMKilled}}", self.container, timeout=20,
-                                 binary=self.docker)
-        status = state.stdout.strip() if state.ok else "gone (removed)"
+        status = await self.state() or "gone (removed)"
         return f"container {self.container}: {status}\n{self.stderr_tail()[-2000:]}"
 
     async def _not_ready(self, proc: asyncio.subprocess.Process, why: str,
@@ -110,18 +107,9 @@ class RunTransport(ExecTransport):
                           f"+{START_MARGIN:g}s for the start itself): it is still starting; "
                           f"the container was removed. Its log ends:\n{said[-2000:]}")
 
-    async def disconnect(self) -> None:
-        """Close the connection (every stream on it): the daemon stops, the container
-        exits and docker removes it. `finish()` waits for that."""
-        mux, self._mux = self._mux, None
-        plain, self._plain = self._plain, None
-        if mux is not None:
-            await mux.close()
-        elif plain is not None:
-            plain.close()
-
     async def finish(self, timeout: float = GONE_TIMEOUT) -> None:
-        """Wait (up to `timeout`) for the container to go once disconnected; if it has
+        """Wait (up to `timeout`) for the container to go once disconnected (closing the
+        connection stops the daemon, the container exits and docker removes it); if it has
         not, end the docker client and remove the container (`docker rm -f`)."""
         proc = self._proc
         if proc is None:

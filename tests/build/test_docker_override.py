@@ -272,3 +272,16 @@ async def test_extra_args_that_change_the_attached_run_are_refused(
                                           r"conflicts(.|\n)*drop it"):
         await placement.open("job1", "r1")
     assert fake.commands() == ["image"]
+
+
+async def test_a_network_check_that_cannot_read_the_label_does_not_pass(
+        fake: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network other than `none` needs the image's labels (org.hud.network may forbid
+    it): when docker cannot read them, open() raises a DockerError saying so, and no
+    container is started."""
+    fake.use(monkeypatch)
+    placement = DockerPlacement("missing:1", network="bridge")
+    with pytest.raises(DockerError, match=r"cannot read the labels of image missing:1 to check "
+                                          r"that it may run with network 'bridge'"):
+        await placement.open("job1", "r1")
+    assert fake.commands() == ["image"]
