@@ -72,6 +72,32 @@ async def rfb_greets(port: int, timeout: float = HEALTH_TIMEOUT) -> bool:
     return True
 
 
+#: the root window's properties that say a window manager has started (`wm_started`)
+WM_PROPERTIES = ("_NET_SUPPORTING_WM_CHECK", "_NET_SUPPORTED", "_NET_CLIENT_LIST")
+
+
+def wm_started(xprop_root: str) -> bool:
+    """Whether `xprop -root` of `WM_PROPERTIES` shows a window manager ready for windows.
+
+    An EWMH window manager announces itself (`_NET_SUPPORTING_WM_CHECK`) as it takes the
+    screen, before it has loaded its theme and taken over the windows already there; a
+    window mapped in that gap can be left unmapped for good (openbox 3.6, measured: a
+    task's app started right after the daemon's start never showed its window, in
+    about half the containers started two at a time). One that supports
+    `_NET_CLIENT_LIST` sets it once it manages windows, so that is waited for too.
+    """
+    props: dict[str, str] = {}
+    for line in xprop_root.splitlines():
+        name, _, value = line.partition("(")
+        if not value:  # "NAME:  not found."
+            continue
+        props[name.strip()] = value.partition(")")[2]
+    if "window id" not in props.get("_NET_SUPPORTING_WM_CHECK", ""):
+        return False
+    supported = {atom.strip() for atom in props.get("_NET_SUPPORTED", "").lstrip(" =").split(",")}
+    return "_NET_CLIENT_LIST" not in supported or "_NET_CLIENT_LIST" in props
+
+
 class DesktopCapability(Capability):
     """A virtual desktop (Xvnc + window manager) published as `rfb/3.8`."""
 
@@ -202,10 +228,9 @@ class DesktopCapability(Capability):
                                "display": self.display})
 
     async def _wm_ready(self) -> bool:
-        # EWMH window managers announce themselves on the root window
-        done = await arun([program("xprop"), "-root", "_NET_SUPPORTING_WM_CHECK"], timeout=5,
+        done = await arun([program("xprop"), "-root", *WM_PROPERTIES], timeout=5,
                           env={"DISPLAY": self.display, "PATH": os.environ.get("PATH", "")})
-        return done.ok and "window id" in done.stdout
+        return done.ok and wm_started(done.stdout)
 
     async def _kill(self) -> None:
         for service in [*self._apps, self._wm, self._xvnc]:
@@ -329,8 +354,19 @@ class DesktopCapability(Capability):
                                        timeout=timeout)
         except InfraError as exc:
             raise InfraError(f"no window titled {name!r} appeared on {self.display} within "
-                             f"{timeout:g}s ({exc})") from exc
+                             f"{timeout:g}s{await self._unshown(name)} ({exc})") from exc
         return found.splitlines()[0]
+
+    async def _unshown(self, name: str) -> str:
+        """For `wait_window`'s error: whether a window so titled exists but is not shown."""
+        try:
+            hidden = await self.xdotool("search", "--name", name, timeout=HEALTH_TIMEOUT)
+        except InfraError:
+            return ""  # none at all: the app did not get as far as its window
+        return (f"; windows so titled exist but are not shown ({', '.join(hidden.split())}): "
+                f"the app did not map them, or the window manager did not "
+                f"(see {self.window_manager[0] if self.window_manager else 'Xvnc'}'s log "
+                f"in {self._dir})")
 
     async def connect(self, timeout: float = 10.0) -> RFBClient:
         """An RFB client on the local port (for helpers; agents use the tunnel).

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hud.capabilities.desktop import DesktopCapability
+from hud.capabilities.desktop import DesktopCapability, wm_started
 from hud.clients.rfb import RFBClient, RFBError
 from hud.environment import Environment
 from hud.errors import InfraError
@@ -38,6 +38,56 @@ async def _window_center(desktop: DesktopCapability, name: str) -> tuple[int, in
     x, y = map(int, re.search(r"Position: (\d+),(\d+)", info).groups())  # type: ignore[union-attr]
     w, h = map(int, re.search(r"Geometry: (\d+)x(\d+)", info).groups())  # type: ignore[union-attr]
     return x + w // 2, y + h // 2
+
+
+# `xprop -root _NET_SUPPORTING_WM_CHECK _NET_SUPPORTED _NET_CLIENT_LIST`, as openbox 3.6
+# answers it before it starts, as it takes the screen, and once it manages windows
+NO_WM = """_NET_SUPPORTING_WM_CHECK:  no such atom on any window.
+_NET_SUPPORTED:  no such atom on any window.
+_NET_CLIENT_LIST:  no such atom on any window.
+"""
+SUPPORTED = "_NET_SUPPORTING_WM_CHECK, _NET_CLIENT_LIST_STACKING, _NET_CLIENT_LIST, _NET_ACTIVE_WINDOW"
+ANNOUNCED = f"""_NET_SUPPORTING_WM_CHECK(WINDOW): window id # 0x20020b
+_NET_SUPPORTED(ATOM) = {SUPPORTED}
+_NET_CLIENT_LIST:  not found.
+"""
+MANAGING = ANNOUNCED.replace("_NET_CLIENT_LIST:  not found.", "_NET_CLIENT_LIST(WINDOW): window id # ")
+
+
+def test_a_window_manager_is_ready_once_it_lists_clients() -> None:
+    """openbox announces itself ~250 ms before it takes windows; one mapped in between was
+    never shown (the desktop template's app, in about half the containers started two at
+    a time): ready means _NET_CLIENT_LIST is set, when the manager supports it."""
+    assert not wm_started(NO_WM)
+    assert not wm_started(ANNOUNCED)
+    assert wm_started(MANAGING)
+    # a manager that never lists clients (it does not say it supports that) is ready as
+    # soon as it announces itself; only _NET_CLIENT_LIST itself counts, not its _STACKING
+    lists_none = ANNOUNCED.replace(", _NET_CLIENT_LIST,", ",")
+    assert wm_started(lists_none)
+    assert not wm_started(lists_none.replace("window id # 0x20020b", "not found."))
+    assert not wm_started("")
+
+
+async def test_waiting_for_a_window_not_shown_says_so(desktop: DesktopCapability) -> None:
+    """A window with the title that is not mapped: the error says it exists, unshown."""
+    hidden = ("import tkinter as tk; r = tk.Tk(); r.title('hud-hidden'); r.update(); "
+              "r.withdraw(); r.mainloop()")
+    await desktop.run_app([sys.executable, "-c", hidden])
+    await wait_for(lambda: _titled(desktop, "hud-hidden"))
+    with pytest.raises(InfraError, match="not shown") as caught:
+        await desktop.wait_window("^hud-hidden$", timeout=1)
+    assert "window manager" in str(caught.value)
+    with pytest.raises(InfraError) as nothing:
+        await desktop.wait_window("^no-such-window$", timeout=1)
+    assert "not shown" not in str(nothing.value)
+
+
+async def _titled(desktop: DesktopCapability, name: str) -> bool:
+    try:
+        return bool(await desktop.xdotool("search", "--name", name, timeout=3))
+    except InfraError:
+        return False
 
 
 async def test_binding_has_geometry_and_display() -> None:
