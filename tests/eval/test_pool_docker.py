@@ -159,6 +159,22 @@ def settled_containers(job_id: str) -> list[str]:
     raise AssertionError(f"the containers of job {job_id} kept changing: {last}")
 
 
+def _settled_running(job_id: str) -> list[str]:
+    """The job's containers once every one of them runs and the set holds for a second
+    (the eval is stopped: only the docker clients it had started still act)."""
+    deadline = time.monotonic() + 60
+    last: list[str] = []
+    while time.monotonic() < deadline:
+        listed = docker_cli("ps", "-a", "--filter", f"label=org.hud.job={job_id}",
+                            "--format", "{{.ID}} {{.State}}", check=True).stdout.split("\n")
+        now = sorted(line for line in listed if line.strip())
+        if now and now == last and all(line.endswith(" running") for line in now):
+            return [line.split()[0] for line in now]
+        last = now
+        time.sleep(1)
+    raise AssertionError(f"the containers of job {job_id} did not settle running: {last}")
+
+
 def _end_group(proc: subprocess.Popen[bytes]) -> None:
     """End what is left of the eval's process group (started by this test)."""
     with contextlib.suppress(ProcessLookupError):
@@ -213,14 +229,17 @@ def test_docker_killed_warm_eval_is_pruned_by_its_job_label(hold_env: tuple[Path
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         job_id = _first_ended_trace(runs, proc)
-        os.kill(proc.pid, signal.SIGSTOP)  # the pool holds what it holds now
-        paused = job_containers(job_id)
+        os.kill(proc.pid, signal.SIGSTOP)  # the pool holds what it holds now...
+        # ...once the docker clients it had started have: a container still being created,
+        # or one a finished rollout let go, cannot be paused (and goes by itself)
+        paused = _settled_running(job_id)
         for container in paused:
-            docker_cli("pause", container)  # one removed meanwhile just fails to pause
+            docker_cli("pause", container, check=True)
         os.killpg(proc.pid, signal.SIGKILL)  # the eval and its docker clients, as a crash
         proc.wait(timeout=30)
         left = settled_containers(job_id)
-        assert len(left) >= 2, "the killed job should have left its paused pool containers"
+        assert paused and sorted(left) == sorted(paused), \
+            "the killed job should have left its paused pool containers, and only those"
         done = subprocess.run([sys.executable, "-m", "hud.cli.main", "prune", "--job", job_id],
                               capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0 and f"removed {len(left)} container(s)" in done.stdout
