@@ -72,19 +72,26 @@ async def rfb_greets(port: int, timeout: float = HEALTH_TIMEOUT) -> bool:
     return True
 
 
-#: the root window's properties that say a window manager has started (`wm_started`)
+#: the root window's properties that say how far a window manager has started (`wm_state`)
 WM_PROPERTIES = ("_NET_SUPPORTING_WM_CHECK", "_NET_SUPPORTED", "_NET_CLIENT_LIST")
+#: `wm_state`'s answers
+WM_ABSENT, WM_ANNOUNCED, WM_MANAGING = "absent", "announced", "managing"
+#: seconds a window manager that announced itself, and says it lists its clients, gets to
+#: list them; then it counts as started anyway (dwm deletes `_NET_CLIENT_LIST` as it
+#: starts and sets it only with its first client)
+WM_LIST_GRACE = 3.0
 
 
-def wm_started(xprop_root: str) -> bool:
-    """Whether `xprop -root` of `WM_PROPERTIES` shows a window manager ready for windows.
+def wm_state(xprop_root: str) -> str:
+    """How far the window manager has started, from `xprop -root` of `WM_PROPERTIES`.
 
     An EWMH window manager announces itself (`_NET_SUPPORTING_WM_CHECK`) as it takes the
     screen, before it has loaded its theme and taken over the windows already there; a
     window mapped in that gap can be left unmapped for good (openbox 3.6, measured: a
     task's app started right after the daemon's start never showed its window, in
     about half the containers started two at a time). One that supports
-    `_NET_CLIENT_LIST` sets it once it manages windows, so that is waited for too.
+    `_NET_CLIENT_LIST` has set it once it manages windows: `WM_MANAGING`; until then,
+    `WM_ANNOUNCED`. One that does not support it manages once announced.
     """
     props: dict[str, str] = {}
     for line in xprop_root.splitlines():
@@ -93,9 +100,33 @@ def wm_started(xprop_root: str) -> bool:
             continue
         props[name.strip()] = value.partition(")")[2]
     if "window id" not in props.get("_NET_SUPPORTING_WM_CHECK", ""):
-        return False
+        return WM_ABSENT
     supported = {atom.strip() for atom in props.get("_NET_SUPPORTED", "").lstrip(" =").split(",")}
-    return "_NET_CLIENT_LIST" not in supported or "_NET_CLIENT_LIST" in props
+    if "_NET_CLIENT_LIST" not in supported or "_NET_CLIENT_LIST" in props:
+        return WM_MANAGING
+    return WM_ANNOUNCED
+
+
+class WmWait:
+    """Whether the window manager is ready for windows, from successive `xprop -root`
+    readings: once it manages (`wm_state`), or `grace` seconds after it announced itself
+    without listing its clients (`lingered` then says so)."""
+
+    def __init__(self, grace: float = WM_LIST_GRACE) -> None:
+        self.grace = grace
+        self.announced_at: float | None = None
+        self.lingered = False
+
+    def ready(self, xprop_root: str, now: float) -> bool:
+        state = wm_state(xprop_root)
+        if state == WM_MANAGING:
+            return True
+        if state == WM_ABSENT:
+            return False
+        if self.announced_at is None:
+            self.announced_at = now
+        self.lingered = now - self.announced_at >= self.grace
+        return self.lingered
 
 
 class DesktopCapability(Capability):
@@ -217,8 +248,15 @@ class DesktopCapability(Capability):
                 self._wm = await Service.spawn("the window manager", self.window_manager,
                                                user=user, log_path=self._dir / "wm.log",
                                                env=self._env())
-                await poll(self._wm_ready, timeout=self.start_timeout, service=self._wm,
+                wait = WmWait()
+                await poll(lambda: self._wm_ready(wait), timeout=self.start_timeout,
+                           service=self._wm,
                            what=f"{self.window_manager[0]} manages {self.display}")
+                if wait.lingered:
+                    log.warning("%s announced itself on %s but had not listed its clients "
+                                "(_NET_CLIENT_LIST) %gs later; counting it as started (a "
+                                "window mapped before it manages windows may not be shown)",
+                                self.window_manager[0], self.display, wait.grace)
         except BaseException:
             await self._kill()
             raise
@@ -227,10 +265,10 @@ class DesktopCapability(Capability):
                        params={"width": self.width, "height": self.height,
                                "display": self.display})
 
-    async def _wm_ready(self) -> bool:
+    async def _wm_ready(self, wait: WmWait) -> bool:
         done = await arun([program("xprop"), "-root", *WM_PROPERTIES], timeout=5,
                           env={"DISPLAY": self.display, "PATH": os.environ.get("PATH", "")})
-        return done.ok and wm_started(done.stdout)
+        return done.ok and wait.ready(done.stdout, asyncio.get_running_loop().time())
 
     async def _kill(self) -> None:
         for service in [*self._apps, self._wm, self._xvnc]:

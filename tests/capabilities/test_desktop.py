@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hud.capabilities.desktop import DesktopCapability, wm_started
+from hud.capabilities.desktop import (
+    WM_ABSENT,
+    WM_ANNOUNCED,
+    WM_MANAGING,
+    DesktopCapability,
+    WmWait,
+    wm_state,
+)
 from hud.clients.rfb import RFBClient, RFBError
 from hud.environment import Environment
 from hud.errors import InfraError
@@ -58,15 +65,19 @@ def test_a_window_manager_is_ready_once_it_lists_clients() -> None:
     """openbox announces itself ~250 ms before it takes windows; one mapped in between was
     never shown (the desktop template's app, in about half the containers started two at
     a time): ready means _NET_CLIENT_LIST is set, when the manager supports it."""
-    assert not wm_started(NO_WM)
-    assert not wm_started(ANNOUNCED)
-    assert wm_started(MANAGING)
-    # a manager that never lists clients (it does not say it supports that) is ready as
+    assert wm_state(NO_WM) == WM_ABSENT
+    assert wm_state(ANNOUNCED) == WM_ANNOUNCED
+    assert wm_state(MANAGING) == WM_MANAGING
+    # a manager that never lists clients (it does not say it supports that) manages as
     # soon as it announces itself; only _NET_CLIENT_LIST itself counts, not its _STACKING
     lists_none = ANNOUNCED.replace(", _NET_CLIENT_LIST,", ",")
-    assert wm_started(lists_none)
-    assert not wm_started(lists_none.replace("window id # 0x20020b", "not found."))
-    assert not wm_started("")
+    assert wm_state(lists_none) == WM_MANAGING
+    assert wm_state(lists_none.replace("window id # 0x20020b", "not found.")) == WM_ABSENT
+    assert wm_state("") == WM_ABSENT
+    wait = WmWait(grace=3)  # openbox's start, as readings: ready once it manages
+    assert [wait.ready(NO_WM, 0.0), wait.ready(ANNOUNCED, 0.1), wait.ready(MANAGING, 0.35)] \
+        == [False, False, True]
+    assert not wait.lingered
 
 
 async def test_waiting_for_a_window_not_shown_says_so(desktop: DesktopCapability) -> None:
