@@ -25,13 +25,14 @@ async def test_oracle_one_nop_zero_in_docker(template: str, template_image) -> N
     # no retries: a shipped template's oracle never meets an infra error. The desktop's did,
     # once in two rollouts, read as "slow on a loaded machine" and re-run away for a while:
     # its app's window was lost when mapped while openbox was still starting
-    # (hud.capabilities.desktop.wm_started). Two rollouts a task, two containers at once
+    # (hud.capabilities.desktop.wm_state). Two rollouts a task, two containers at once
     # (starting together is what exposed it).
     oracle = await tasks.run(OracleAgent(), group=2, runtime=placement, max_concurrent=2)
     assert oracle.reward == 1.0, [r.error for r in oracle.runs]
     assert all(r.status == "completed" for r in oracle.runs), [r.error for r in oracle.runs]
     nop = await tasks.run(NopAgent(), runtime=placement, max_concurrent=2)
     assert nop.reward == 0.0, [r.error for r in nop.runs]
+    assert all(r.status == "completed" for r in nop.runs), [r.error for r in nop.runs]
 
 
 async def test_claude_fixes_the_bug_over_ssh_in_a_container(template_image) -> None:

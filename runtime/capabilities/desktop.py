@@ -401,7 +401,9 @@ class DesktopCapability(Capability):
             hidden = await self.xdotool("search", "--name", name, timeout=HEALTH_TIMEOUT)
         except InfraError:
             return ""  # none at all: the app did not get as far as its window
-        return (f"; windows so titled exist but are not shown ({', '.join(hidden.split())}): "
+        ids = hidden.split()  # the agent's display: as many as it made, so only a few shown
+        listed = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return (f"; windows so titled exist but are not shown ({listed}): "
                 f"the app did not map them, or the window manager did not "
                 f"(see {self.window_manager[0] if self.window_manager else 'Xvnc'}'s log "
                 f"in {self._dir})")
