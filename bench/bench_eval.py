@@ -1,7 +1,7 @@
 """Eval throughput: rollouts per minute with the oracle on letter-count, and how it scales.
 
     python bench/bench_eval.py [--group 16] [--max-concurrent 4] [--curve 1,2,4,8] [--warm N]
-                               [--think SECONDS]
+                               [--think SECONDS] [--python-floors]
 
 First table: `local` (in-process) and `docker` (a fresh container per rollout, reached
 over its own `docker run -i`) placements at `--max-concurrent`. The docker figure is
@@ -74,22 +74,43 @@ async def bare_containers(image: str, count: int, concurrency: int,
     return time.perf_counter() - t0, (cpu_seconds() - c0) / count
 
 
+#: stand-ins for the daemon in `--python-floors`: each echoes one line and exits at the
+#: end of its stdin, after importing what any daemon of its kind imports
+PYTHON_FLOORS = {
+    "python": "import sys\nsys.stdout.write(sys.stdin.readline()); sys.stdout.flush()\n"
+              "sys.stdin.read()",
+    "+asyncio": "import asyncio, json, logging, sys\n"
+                "async def main():\n"
+                "    loop = asyncio.get_running_loop()\n"
+                "    reader = asyncio.StreamReader()\n"
+                "    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),"
+                " sys.stdin)\n"
+                "    sys.stdout.write((await reader.readline()).decode()); sys.stdout.flush()\n"
+                "    await reader.read()\n"
+                "asyncio.run(main())",
+}
+PYTHON_FLOORS["+pydantic"] = "from pydantic import BaseModel\n" + PYTHON_FLOORS["+asyncio"]
+
+
 async def attached_containers(image: str, count: int, concurrency: int,
-                              hold: float = 0.0) -> tuple[float, float]:
+                              hold: float = 0.0, python: str | None = None
+                              ) -> tuple[float, float]:
     """Seconds to run `count` containers the way the docker placement starts them
     (`docker run -i --rm`, --network none, no log driver) with `cat` in place of the
     daemon: one line echoed, each kept `hold` seconds, then stdin closed (the container
     ends and docker removes it); and the machine's CPU seconds per container. The floor
     of the placement's transport: docker alone, a server in the container that costs
-    nothing."""
+    nothing. `python`: run that Python program in place of `cat` (PYTHON_FLOORS)."""
     from hud.build import docker as hd
 
     limit = asyncio.Semaphore(concurrency)
+    command = ["--entrypoint", "cat", image] if python is None else \
+        ["--entrypoint", "python", image, "-c", python]
 
     async def one() -> None:
         async with limit:
             proc = await hd.spawn("run", "-i", "--rm", "--network", "none", "--log-driver",
-                                  "none", "--entrypoint", "cat", image)
+                                  "none", *command)
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(b"hello\n")
             await proc.stdin.drain()
@@ -165,6 +186,10 @@ async def main() -> None:
                         help="warm pool size of the curve [default: the concurrency]")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds the curve's agent waits before answering [default: 0]")
+    parser.add_argument("--python-floors", action="store_true",
+                        help="also time, at each concurrency of the curve, containers started "
+                             "as the placement starts them with a Python stand-in for the "
+                             "daemon: bare python, + asyncio, + pydantic (PYTHON_FLOORS)")
     opts = parser.parse_args()
     levels = [int(c) for c in opts.curve.split(",") if c.strip()]
 
@@ -192,6 +217,7 @@ async def main() -> None:
                      job.reward))
         bare, _ = await bare_containers(tag, n, opts.max_concurrent)
         curve = await scaling_curve(tasks, tag, opts.group, levels, opts.warm, opts.think)
+        floors = await python_floors(tag, n, levels, opts.think) if opts.python_floors else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{n} rollouts of letter-count with the oracle (group {opts.group})\n")
@@ -222,6 +248,43 @@ async def main() -> None:
     print("\n+exec: bare containers with one `docker exec -i C cat` round trip each, the "
           "floor of any exec-driven harness\nrun -i: containers started as the placement "
           "starts them, `cat` for the daemon: the floor of the placement's transport")
+    if floors:
+        print_floors(floors)
+
+
+async def python_floors(image: str, count: int, levels: list[int],
+                        think: float) -> list[dict[str, float]]:
+    """At each concurrency: bare run + rm, then each PYTHON_FLOORS stand-in started as
+    the placement starts its containers; rollouts/min and CPU per container."""
+    rows = []
+    for concurrency in levels:
+        bare, bare_cpu = await bare_containers(image, count, concurrency, hold=think)
+        row = {"concurrency": concurrency, "bare": count / bare * 60, "bare_cpu": bare_cpu}
+        for name, program in PYTHON_FLOORS.items():
+            seconds, cpu = await attached_containers(image, count, concurrency, hold=think,
+                                                     python=program)
+            row[name] = count / seconds * 60
+            row[name + " cpu"] = cpu
+        rows.append(row)
+    return rows
+
+
+def print_floors(rows: list[dict[str, float]]) -> None:
+    print("\nfloors of a Python daemon: containers started as the placement starts them, a "
+          "Python program echoing one line for the daemon; ratio = ÷ bare run -d + rm -f, "
+          "cpu = the machine's CPU ms per container\n")
+    header = f"{'concurrency':>11}{'bare/min':>10}{'cpu':>6}"
+    for name in PYTHON_FLOORS:
+        header += f"{name:>11}{'ratio':>7}{'cpu':>6}"
+    print(header)
+    for row in rows:
+        line = f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
+        for name in PYTHON_FLOORS:
+            line += (f"{row[name]:>11.0f}{row[name] / row['bare']:>7.2f}"
+                     f"{row[name + ' cpu'] * 1000:>6.0f}")
+        print(line)
+    print("\npython: the interpreter alone; +asyncio: an asyncio stdio loop, as any asyncio "
+          "daemon has; +pydantic: that and `from pydantic import BaseModel`")
 
 if __name__ == "__main__":
     asyncio.run(main())
