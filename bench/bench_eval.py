@@ -91,6 +91,52 @@ PYTHON_FLOORS = {
 }
 PYTHON_FLOORS["+pydantic"] = "from pydantic import BaseModel\n" + PYTHON_FLOORS["+asyncio"]
 
+#: run in the image: the stdlib modules that the hud modules a daemon of letter-count
+#: loads import at module level (their own code, not pydantic's), space-separated
+HUD_STDLIB = """
+import ast, os, sys
+os.environ.pop("HUD_CONNECT", None)
+import hud.cli.serving, hud.serve.attached, hud.serve.daemon, hud.serve.upgrade
+from hud.serve.loader import load_environment
+load_environment(os.environ["HUD_ENV"])
+wanted = set()
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None) or ""
+    if not name.startswith("hud") or not path.endswith(".py"):
+        continue
+    stack = list(ast.parse(open(path, encoding="utf-8").read()).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            wanted.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            wanted.add(node.module)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            stack.extend(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            stack.extend(node.body + node.orelse + node.finalbody)
+print(" ".join(sorted(m for m in wanted if m.split(".")[0] in sys.stdlib_module_names
+                      and m != "__future__")))
+"""
+
+
+async def add_hud_stdlib_floor(image: str) -> None:
+    """Add the `+hud stdlib` stand-in to PYTHON_FLOORS: the asyncio loop after importing
+    every stdlib module hud's daemon modules import (HUD_STDLIB, run in `image`), i.e.
+    what a daemon with hud's code but without pydantic could not avoid loading."""
+    from hud.build import docker as hd
+
+    done = await hd.adocker("run", "--rm", "-i", "--network", "none", "--entrypoint", "python",
+                            image, "-", input=HUD_STDLIB.encode(), timeout=120)
+    modules = done.stdout.split() if done.ok else []
+    if "asyncio" not in modules:
+        raise SystemExit(f"listing hud's stdlib imports failed: {hd.failure(done)}")
+    program = f"import {', '.join(modules)}\n" + PYTHON_FLOORS["+asyncio"]
+    floors = {name: text for name, text in PYTHON_FLOORS.items() if name != "+pydantic"}
+    PYTHON_FLOORS.clear()
+    PYTHON_FLOORS.update(floors, **{"+hud stdlib": program,
+                                    "+pydantic": "from pydantic import BaseModel\n" + program})
+
 
 async def attached_containers(image: str, count: int, concurrency: int,
                               hold: float = 0.0, python: str | None = None
@@ -189,7 +235,8 @@ async def main() -> None:
     parser.add_argument("--python-floors", action="store_true",
                         help="also time, at each concurrency of the curve, containers started "
                              "as the placement starts them with a Python stand-in for the "
-                             "daemon: bare python, + asyncio, + pydantic (PYTHON_FLOORS)")
+                             "daemon: bare python, + asyncio, + the stdlib hud imports, + pydantic "
+                             "(PYTHON_FLOORS)")
     opts = parser.parse_args()
     levels = [int(c) for c in opts.curve.split(",") if c.strip()]
 
@@ -217,7 +264,10 @@ async def main() -> None:
                      job.reward))
         bare, _ = await bare_containers(tag, n, opts.max_concurrent)
         curve = await scaling_curve(tasks, tag, opts.group, levels, opts.warm, opts.think)
-        floors = await python_floors(tag, n, levels, opts.think) if opts.python_floors else []
+        floors = []
+        if opts.python_floors:
+            await add_hud_stdlib_floor(tag)
+            floors = await python_floors(tag, n, levels, opts.think)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{n} rollouts of letter-count with the oracle (group {opts.group})\n")
@@ -275,16 +325,18 @@ def print_floors(rows: list[dict[str, float]]) -> None:
           "cpu = the machine's CPU ms per container\n")
     header = f"{'concurrency':>11}{'bare/min':>10}{'cpu':>6}"
     for name in PYTHON_FLOORS:
-        header += f"{name:>11}{'ratio':>7}{'cpu':>6}"
+        header += f"{name:>13}{'ratio':>7}{'cpu':>6}"
     print(header)
     for row in rows:
         line = f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
         for name in PYTHON_FLOORS:
-            line += (f"{row[name]:>11.0f}{row[name] / row['bare']:>7.2f}"
+            line += (f"{row[name]:>13.0f}{row[name] / row['bare']:>7.2f}"
                      f"{row[name + ' cpu'] * 1000:>6.0f}")
         print(line)
     print("\npython: the interpreter alone; +asyncio: an asyncio stdio loop, as any asyncio "
-          "daemon has; +pydantic: that and `from pydantic import BaseModel`")
+          "daemon has; +hud stdlib: that after importing every stdlib module hud's daemon "
+          "modules import (a pydantic-free daemon's floor); +pydantic: that and `from "
+          "pydantic import BaseModel`")
 
 if __name__ == "__main__":
     asyncio.run(main())
