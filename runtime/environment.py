@@ -27,11 +27,10 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from pydantic import ValidationError
-
 from hud.capability import Capability, StaticCapability
 from hud.errors import ConfigError
 from hud.messages import Binding, EnvInfo, Manifest, TaskInfo, TemplateInfo
+from hud.records import Invalid
 from hud.task import Task
 from hud.template import (
     DEFAULT_GRADE_TIMEOUT,
@@ -204,9 +203,9 @@ class Environment:
             try:
                 binding = Binding(name=capability, protocol=protocol, url=url,
                                   params=params or {})
-            except ValidationError as exc:
+            except Invalid as exc:
                 raise ConfigError(f"add_capability({capability!r}): "
-                                  f"{exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+                                  f"{exc.problems[0][1]}") from None
             capability = StaticCapability(
                 binding
             )

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from hud.messages import Request
 from tests.conftest import ENVS
@@ -143,7 +142,7 @@ def _decode(raw: bytes) -> tuple[Request | None, Any]:
         return None, None
     try:
         return Request.model_validate(obj), None
-    except (ValidationError, RecursionError):
+    except (ValueError, RecursionError):  # hud.messages.Invalid is a ValueError
         rid = obj.get("id")
         return None, rid if isinstance(rid, (int, str)) else None
 

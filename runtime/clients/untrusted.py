@@ -2,7 +2,7 @@
 
 An image may have been built by someone else, so every value the host takes from its
 manifest is held to a grammar before anything is done with it: binding names, protocols
-and urls by `hud.messages.Binding` itself, and here the params the host uses, per
+and urls by the grammar `hud.messages` holds them to in the daemon, and here the params the host uses, per
 protocol kind:
 
     ssh    user (a POSIX login name), host_pubkey (one `TYPE BASE64` line of a known key
@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hud.errors import ProtocolError
-from hud.messages import Binding
+from hud.messages import check_name, check_protocol, check_url
 from hud.wire import INVALID_REQUEST
 
 LOGIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -170,6 +170,33 @@ class HostEnvInfo(BaseModel):
         return value
 
 
+class HostBinding(BaseModel):
+    """A binding as the host reads it: the grammar of `hud.messages` (the daemon's own
+    records are not pydantic models), params checked per protocol kind afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    protocol: str
+    url: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        return check_protocol(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value)
+
+
 class HostManifest(BaseModel):
     """A manifest (`hello`'s answer) as the host reads it."""
 
@@ -178,7 +205,7 @@ class HostManifest(BaseModel):
     session_id: str | None = Field(None, max_length=256)
     protocol: str = Field("hud/1", max_length=64)
     env: HostEnvInfo
-    bindings: list[Binding] = Field(default_factory=list, max_length=MAX_BINDINGS)
+    bindings: list[HostBinding] = Field(default_factory=list, max_length=MAX_BINDINGS)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
     templates: list[dict[str, Any]] = Field(default_factory=list)
 

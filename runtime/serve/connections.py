@@ -25,13 +25,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from hud import messages as p
 from hud import wire
 from hud.environment import Environment
 from hud.errors import ConfigError, EnvLoadError, ProtocolError, TaskError
 from hud.framing import OVERSIZE, FrameReader
+from hud.records import Invalid
 from hud.serve.methods import Conn, SessionMethods
 from hud.serve.runner import really_cancelled
 from hud.serve.tunnel import open_tunnel, splice
@@ -294,9 +293,9 @@ class ControlServer(SessionMethods):
                                     f"got {type(obj).__name__}: {raw[:80]!r}")
         try:
             return p.Request.model_validate(obj)
-        except (ValidationError, RecursionError) as exc:
+        except (Invalid, RecursionError) as exc:
             problems = "nested too deeply" if isinstance(exc, RecursionError) else "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in exc.errors()
+                f"{where or 'frame'}: {what}" for where, what in exc.problems
             )
             request_id = obj.get("id")
             return wire.error_frame(
@@ -322,10 +321,8 @@ class ControlServer(SessionMethods):
                 )
             try:
                 params = p.PARAMS_BY_METHOD[request.method].model_validate(request.params)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-                )
+            except Invalid as exc:
+                problems = "; ".join(f"{where}: {what}" for where, what in exc.problems)
                 raise ProtocolError(
                     wire.INVALID_PARAMS, f"bad params for {request.method}: {problems}"
                 ) from None
@@ -367,9 +364,9 @@ class ControlServer(SessionMethods):
                     f"unknown capability {params.capability!r}; this environment has: {known}",
                 )
             up_reader, up_writer = await open_tunnel(binding)
-        except ValidationError as exc:
+        except Invalid as exc:
             await conn.send(wire.error_frame(request.id, wire.INVALID_PARAMS, f"bad params for "
-                                          f"tunnel.open: {exc.errors()[0]['msg']}"))
+                                          f"tunnel.open: {exc.problems[0][1]}"))
             return
         except ProtocolError as exc:
             await conn.send(wire.error_frame(request.id, exc.code, str(exc), exc.data))

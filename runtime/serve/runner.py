@@ -16,7 +16,9 @@ the phase and the cause:
 After a failure the generator is closed, so its cleanup (`finally`) runs, under the same
 guards. Prompts and rewards are made JSON-safe here, at the source: a value JSON cannot
 carry (an object, a set, NaN, a huge int) becomes its repr or a string, so the score
-always reaches the client.
+always reaches the client. Plain JSON (scalars, lists, dicts) is walked here; only other
+objects are handed to pydantic_core, imported then, so an ordinary rollout never pays for
+importing it (see hud.template).
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ import time
 import traceback
 from collections.abc import Awaitable
 from typing import Any, TypeVar
-
-from pydantic_core import to_jsonable_python
 
 from hud.errors import TaskError
 from hud.serve.stall import Stalled, guarded
@@ -112,6 +112,8 @@ def json_safe(value: Any, _depth: int = 0, _seen: set[int] | None = None) -> Any
             return [json_safe(v, _depth + 1, seen) for v in value]
         finally:
             seen.discard(id(value))
+    from pydantic_core import to_jsonable_python
+
     try:
         converted = to_jsonable_python(value)
     except BaseException:  # noqa: BLE001 - serializers of template objects
