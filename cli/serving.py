@@ -3,10 +3,10 @@
 Click-free, so that the click command (hud.cli.serve) and the fast path (hud.cli.fast)
 run the same code; the defaults of `run` are the command's defaults (a test checks).
 
-Start-up is mostly imports (asyncio, pydantic and the models it builds, the
-environment's code), which allocate tens of thousands of objects that live as long as
-the daemon; the cyclic garbage collector would walk them over and over while they are
-made (~20 ms of a ~150 ms start in a hud image). So `run` pauses automatic collection
+Start-up is mostly imports (asyncio, hud's modules, the environment's code; pydantic
+only when a template's arguments need it), which allocate thousands of objects that live
+as long as the daemon; the cyclic garbage collector would walk them over and over while
+they are made (~20 ms of a ~150 ms start in a hud image when pydantic was always loaded). So `run` pauses automatic collection
 until the daemon listens, then moves everything made so far out of the collector's way
 (`gc.freeze`) and restores collection; at the first watchdog interval those objects
 rejoin the oldest generation (`gc.unfreeze`), so start-up garbage is still collected

@@ -68,7 +68,7 @@ def mapping(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-_INT_TEXT = re.compile(r"\s*([+-]?[0-9][0-9_]*)(?:\.0*)?\s*")
+_INT_TEXT = re.compile(r"\s*([+-]?[0-9](?:_?[0-9])*)(?:\.0+)?\s*")
 _TRUE, _FALSE = ("1", "on", "t", "true", "y", "yes"), ("0", "off", "f", "false", "n", "no")
 
 
@@ -78,6 +78,8 @@ def integer(value: Any) -> int:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise bad("Input should be a finite number")
+        if abs(value) >= 2**63:  # pydantic takes floats as ints within i64 only
+            raise bad("Unable to parse input string as an integer, exceeded maximum size")
         if value.is_integer():
             return int(value)
         raise bad("Input should be a valid integer, got a number with a fractional part")
@@ -101,10 +103,11 @@ def number(value: Any) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value.strip())
+            if value.isascii():  # Python's float() takes any script's digits
+                return float(value.strip())
         except ValueError:
-            raise bad("Input should be a valid number, unable to parse string as a "
-                       "number") from None
+            pass
+        raise bad("Input should be a valid number, unable to parse string as a number")
     raise bad("Input should be a valid number")
 
 
@@ -219,9 +222,10 @@ class Record:
         return cls(**{key: value for key, value in obj.items() if isinstance(key, str)})
 
     def model_dump(self, mode: str = "python") -> dict[str, Any]:
-        """The record as a dict, nested records and lists of them included (the values
-        are JSON already: `mode` is pydantic's, accepted for its callers)."""
-        return {name: dump(self.__dict__[name]) for name, _, _ in self.FIELDS}
+        """The record as a dict, nested records and lists of them included; in "json"
+        mode every value made JSON as pydantic made it (`json_value`)."""
+        dumped = {name: dump(self.__dict__[name]) for name, _, _ in self.FIELDS}
+        return json_value(dumped) if mode == "json" else dumped
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.__dict__ == self.__dict__
@@ -239,3 +243,25 @@ def dump(value: Any) -> Any:
     if isinstance(value, list):
         return [dump(item) for item in value]
     return value
+
+
+def json_value(value: Any) -> Any:
+    """`value` as JSON data, as pydantic's json mode makes it: plain JSON kept as it is, a
+    NaN or infinite float null (a schema's `math.inf` default, a NaN argument), tuples and
+    sets lists, bytes their UTF-8 text; anything else (a date, a model) through
+    pydantic_core, imported then."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return [json_value(item) for item in value]
+    if kind is dict and all(type(key) is str for key in value):
+        return {key: json_value(item) for key, item in value.items()}
+    if kind is bytes:
+        return value.decode(errors="replace")
+    from pydantic_core import to_jsonable_python
+
+    converted = to_jsonable_python(value)
+    return converted if converted is value else json_value(converted)

@@ -18,13 +18,14 @@ not plain JSON (tuples, dates...), exactly as pydantic serialized them before.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from hud.errors import ConfigError
+from hud.records import json_value
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -115,25 +116,6 @@ def _checked(fields: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-#: the value types JSON has, each kept as is when dumping in JSON mode
-_JSON_SCALARS = (str, int, bool, type(None))
-
-
-def _json_value(value: Any) -> Any:
-    """`value` as JSON data: plain JSON values copied as they are; anything else (a tuple,
-    a date, a non-finite float) as pydantic made it JSON, pydantic_core imported then."""
-    kind = type(value)
-    if kind in _JSON_SCALARS or (kind is float and math.isfinite(value)):
-        return value
-    if kind is list:
-        return [_json_value(item) for item in value]
-    if kind is dict and all(type(key) is str for key in value):
-        return {key: _json_value(item) for key, item in value.items()}
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(value)
-
-
 def _rebuild(cls: type[Task], fields: dict[str, Any]) -> Task:
     """A Task from its fields: how pickle and copy make one (a frozen Task refuses the
     attribute assignments their default way of restoring an object makes)."""
@@ -192,17 +174,34 @@ class Task:
     def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild, (type(self), self.model_dump())
 
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
-        """The five fields as a dict (a new `args` dict); in "json" mode every argument
-        value is JSON data (a tuple a list, a date its ISO text), as pydantic made it."""
-        args = _json_value(self.args) if mode == "json" else dict(self.args)
-        return {"env": self.env, "id": self.id, "args": args, "slug": self.slug,
-                "description": self.description}
+    def model_dump(self, *, mode: Literal["python", "json"] = "python",
+                   include: Collection[str] | None = None,
+                   exclude: Collection[str] | None = None) -> dict[str, Any]:
+        """The fields as a dict (a new `args` dict), those of `include` if given, less those
+        of `exclude`; in "json" mode every argument value is JSON data as pydantic made it
+        (a tuple a list, a NaN null, a date its ISO text: hud.records.json_value)."""
+        args = json_value(self.args) if mode == "json" else dict(self.args)
+        fields = {"env": self.env, "id": self.id, "args": args, "slug": self.slug,
+                  "description": self.description}
+        return {name: value for name, value in fields.items()
+                if (include is None or name in include) and not (exclude and name in exclude)}
 
-    def model_dump_json(self) -> str:
-        """The task as compact JSON text (the form of a Taskset's JSON Lines)."""
-        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"),
+    def model_dump_json(self, *, indent: int | None = None,
+                        include: Collection[str] | None = None,
+                        exclude: Collection[str] | None = None) -> str:
+        """The task as JSON text: compact (a Taskset's JSON Lines), or indented."""
+        return json.dumps(self.model_dump(mode="json", include=include, exclude=exclude),
+                          indent=indent, separators=(",", ":") if indent is None else None,
                           ensure_ascii=False)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Task:
+        """A copy with the fields of `update` replaced, checked as a new Task is (the slug
+        kept unless `update` names it, as pydantic's model_copy kept it)."""
+        fields = self.model_dump()
+        if deep:
+            fields = copy.deepcopy(fields)
+        return type(self)(**{**fields, **(update or {})})
 
     @classmethod
     def model_validate(cls, obj: Any) -> Task:
@@ -226,7 +225,15 @@ class Task:
         Raises:
             ValueError: the text is not JSON, or not a valid task (see `model_validate`).
         """
-        return cls.model_validate(json.loads(data))
+        try:
+            obj = json.loads(data)
+            json.dumps(obj, ensure_ascii=False).encode()  # a lone surrogate escape
+        except RecursionError:
+            raise _InvalidTask("invalid Task: its JSON nests too deeply") from None
+        except UnicodeEncodeError:
+            raise _InvalidTask("invalid Task: its JSON holds a lone surrogate (\\udXXX), "
+                               "which is no text") from None
+        return cls.model_validate(obj)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:

@@ -62,6 +62,7 @@ _SCHEMA_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"
 _MODEL_ATTRIBUTES = frozenset({
     "construct", "copy", "dict", "from_orm", "json", "schema", "schema_json",
     "parse_file", "parse_obj", "parse_raw", "update_forward_refs", "validate",
+    "mro", "register",  # through its metaclass (type, ABCMeta)
 })
 
 

@@ -7,8 +7,8 @@ how a reply becomes a result or the right error. Both sides use it: the daemon
 `hud.clients.channel`, `hud connect`) to ask and to read the answer.
 
 Plain `json` only, no pydantic: `docker exec run1 hud task start X` imports this on
-every call and must stay fast (a layering test keeps it so). The pydantic models of the
-params and of the manifest are in `hud.messages`.
+every call and must stay fast (a layering test keeps it so). The records of the params
+and of the manifest are in `hud.messages`.
 
 Reading a reply is strict, because a client that guesses hides a broken peer: a reply
 must be a JSON object with `"jsonrpc": "2.0"`, the request's id (or null on an error the
