@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import subprocess
 import sys
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hud import messages as p
+from hud.clients.untrusted import HostBinding  # the host's pydantic binding: the old one
 from hud.records import Invalid, Record
 
 # -- the pydantic models hud.messages held before it dropped pydantic (the reference) --
@@ -62,30 +62,6 @@ class EmptyParams(_Params):
     pass
 
 
-class Binding(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    NAME: ClassVar[re.Pattern[str]] = p.NAME
-    name: str
-    protocol: str
-    url: str
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _n(cls, value: str) -> str:
-        return p.check_name(value)
-
-    @field_validator("protocol")
-    @classmethod
-    def _p(cls, value: str) -> str:
-        return p.check_protocol(value)
-
-    @field_validator("url")
-    @classmethod
-    def _u(cls, value: str) -> str:
-        return p.check_url(value)
-
-
 class EnvInfo(BaseModel):
     name: str
     version: str
@@ -112,7 +88,7 @@ class TemplateInfo(BaseModel):
 REFERENCE: dict[type[Record], type[BaseModel]] = {
     p.Request: Request, p.HelloParams: HelloParams, p.TunnelOpenParams: TunnelOpenParams,
     p.StartParams: StartParams, p.GradeParams: GradeParams, p.CancelParams: CancelParams,
-    p.EmptyParams: EmptyParams, p.Binding: Binding, p.EnvInfo: EnvInfo, p.TaskInfo: TaskInfo,
+    p.EmptyParams: EmptyParams, p.Binding: HostBinding, p.EnvInfo: EnvInfo, p.TaskInfo: TaskInfo,
     p.TemplateInfo: TemplateInfo,
 }
 
