@@ -6,8 +6,9 @@ run the same code; the defaults of `run` are the command's defaults (a test chec
 Start-up is mostly imports (asyncio, hud's modules, the environment's code; pydantic
 only when a template's arguments need it), which allocate thousands of objects that live
 as long as the daemon; the cyclic garbage collector would walk them over and over while
-they are made (~20 ms of a ~150 ms start in a hud image when pydantic was always loaded). So `run` pauses automatic collection
-until the daemon listens, then moves everything made so far out of the collector's way
+they are made (~20 ms of a ~150 ms start in a hud image when pydantic was always
+loaded). So `run` pauses automatic collection until the daemon listens, then moves
+everything made so far out of the collector's way
 (`gc.freeze`) and restores collection; at the first watchdog interval those objects
 rejoin the oldest generation (`gc.unfreeze`), so start-up garbage is still collected
 and, after that, the collector holds what it would have anyway. An environment that
