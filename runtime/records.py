@@ -44,8 +44,8 @@ def anything(value: Any) -> Any:
 
 
 def text(value: Any) -> str:
-    if isinstance(value, str):
-        return str(value)
+    if isinstance(value, str):  # a str enum or subclass: its plain text, as pydantic kept it
+        return str.__str__(value)
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode()
@@ -92,10 +92,10 @@ def integer(value: Any) -> int:
 
 
 def positive_int(value: Any) -> int:
-    number = integer(value)
-    if number < 1:
+    given = integer(value)
+    if given < 1:
         raise bad("Input should be greater than or equal to 1")
-    return number
+    return given
 
 
 def number(value: Any) -> float:

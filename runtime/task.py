@@ -25,7 +25,8 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from hud.errors import ConfigError
-from hud.records import json_value
+from hud.records import Bad, json_value
+from hud.records import text as plain_text
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -63,16 +64,10 @@ def _shown(value: Any) -> str:
 
 def _as_str(value: Any) -> str | None:
     """`value` as a plain str the way pydantic's lax mode took it; None if it is none."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):  # a str enum or subclass: its plain text, as pydantic kept it
-        return str.__str__(value)
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            return bytes(value).decode()
-        except UnicodeDecodeError:
-            return None
-    return None
+    try:
+        return plain_text(value)
+    except Bad:
+        return None
 
 
 def _checked(fields: Mapping[Any, Any]) -> dict[str, Any]:

@@ -183,3 +183,15 @@ def test_importing_the_wire_records_does_not_import_pydantic() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_str_enum_is_taken_as_its_text_as_pydantic_took_it() -> None:
+    """A str enum member (a capability author's constant) is its value, not 'E.member'."""
+    import enum
+
+    class Kind(str, enum.Enum):  # noqa: UP042 - StrEnum would hide the bug: its str() is the value
+        shell = "shell"
+
+    assert p.StartParams(id=Kind.shell).id == "shell"
+    assert type(p.StartParams(id=Kind.shell).id) is str
+    assert StartParams.model_validate({"id": Kind.shell}).id == "shell"

@@ -2,8 +2,8 @@
 
 An image may have been built by someone else, so every value the host takes from its
 manifest is held to a grammar before anything is done with it: binding names, protocols
-and urls by the grammar `hud.messages` holds them to in the daemon, and here the params the host uses, per
-protocol kind:
+and urls by the grammar `hud.messages` holds them to in the daemon, and here the params
+the host uses, per protocol kind:
 
     ssh    user (a POSIX login name), host_pubkey (one `TYPE BASE64` line of a known key
            type whose blob names the same type), client_key (one OpenSSH private key
