@@ -32,22 +32,31 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hud import nofollow
-from hud.capabilities.users import USER_PATH
 from hud.errors import ConfigError
-from hud.grading.bounded import RESULT_FD, Limits, MiB, Outcome, size_text
+from hud.grading import MiB
 from hud.grading.calls import MISSING, Case, as_json, describe, parse_results, short
-from hud.grading.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from hud.grading.bounded import Limits, Outcome
 
 __all__ = ["Case", "Limits", "command", "exact_answer", "file_content", "python_calls"]
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grading", "harness.py")
 TAIL = 2000  # characters of an output's end shown in info
+
+
+def __getattr__(name: str) -> Any:
+    # `Limits` lives with the sandbox, which a rollout graded by exact_answer or
+    # file_content never loads (a dozen modules of a container's start-up CPU): it is
+    # imported when first asked for
+    if name == "Limits":
+        from hud.grading.bounded import Limits
+
+        return Limits
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _reward(score: float, **info: Any) -> dict[str, Any]:
@@ -98,6 +107,8 @@ def file_content(path: str, expect: str | bytes | Callable[[str], Any], *,
     Raises:
         ConfigError: `path` is not absolute.
     """
+    from hud import nofollow
+
     if not os.path.isabs(path):
         raise ConfigError(f"file_content needs an absolute path, got {path!r}")
     try:
@@ -122,6 +133,10 @@ def file_content(path: str, expect: str | bytes | Callable[[str], Any], *,
 
 def _why(out: Outcome, limits: Limits) -> str:
     """Why a run gave nothing usable, in words."""
+    import signal
+
+    from hud.grading.bounded import size_text
+
     if out.failure:
         return out.failure
     if out.exit_code < 0:
@@ -164,6 +179,10 @@ async def python_calls(project_dir: str, *, include: Sequence[str], cases: Seque
     Raises:
         ConfigError: no cases or includes, a bad pattern, or no usable grading user.
     """
+    from hud import nofollow
+    from hud.grading.bounded import RESULT_FD, Limits, size_text
+    from hud.grading.sandbox import Sandbox
+
     if not cases or not include:
         raise ConfigError("python_calls needs at least one case and one include glob")
     _check_program(python)
@@ -229,6 +248,10 @@ async def command(project_dir: str | None, argv: Sequence[str], *,
     Raises:
         ConfigError: no expectation given, or a bad argument.
     """
+    from hud import nofollow
+    from hud.grading.bounded import Limits
+    from hud.grading.sandbox import Sandbox
+
     if expect_stdout is MISSING and expect_exit is None:
         raise ConfigError("command() needs expect_stdout= and/or expect_exit=")
     if not argv:
@@ -267,6 +290,10 @@ async def command(project_dir: str | None, argv: Sequence[str], *,
 def _check_program(name: str) -> None:
     """A program named without a folder must be on the sandbox's PATH (else the author's
     mistake, not the agent's: a ConfigError rather than a score of 0)."""
+    import shutil
+
+    from hud.capabilities.users import USER_PATH
+
     if "/" not in name and shutil.which(name, path=USER_PATH) is None:
         raise ConfigError(f"{name!r} is not on the grading sandbox's PATH ({USER_PATH}); "
                           f"install it in the image or give its absolute path")

@@ -10,7 +10,7 @@ after a TTL and their tasks are cancelled (their generators' cleanup runs).
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -53,7 +53,9 @@ class SessionRegistry:
         return len(self._sessions)
 
     def new(self) -> Session:
-        session = Session(id=secrets.token_hex(8))
+        # what secrets.token_hex(8) returns (the kernel's CSPRNG), without loading
+        # secrets and random into every container's daemon for it
+        session = Session(id=os.urandom(8).hex())
         self._sessions[session.id] = session
         return session
 

@@ -1,6 +1,7 @@
 """A rollout of an ordinary template never imports pydantic in the daemon (its import is
 most of a container's start-up CPU, `bench_eval.py --python-floors`), and arguments that
-need pydantic's coercion still get it, loaded then."""
+need pydantic's coercion still get it, loaded then. A rollout graded without running the
+agent's code (exact_answer, file_content) never loads the grading sandbox either."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ tasks = [count_letter(word=w) for w in ("strawberry", "raspberry", "blueberry")]
 '''
 
 PYDANTIC = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection")
+#: the grading sandbox and what only it needs: python_calls and command load them
+SANDBOX = ("hud.grading.sandbox", "hud.grading.bounded", "hud.grading.leftovers",
+           "hud.capabilities.users", "hud.nofollow", "shutil", "secrets")
 
 
 def _rollout(tmp_path: Path, args: dict[str, object], answer: str) -> tuple[dict, list[str]]:
@@ -82,6 +86,21 @@ def test_a_rollout_of_a_plain_template_leaves_pydantic_unimported(tmp_path: Path
     assert graded["score"] == 1.0
     assert "hud.serve.daemon" in modules and "asyncio" in modules  # the probe saw the daemon
     assert [m for m in modules if m.split(".")[0] in PYDANTIC] == []
+    assert [m for m in modules if m in SANDBOX] == []
+
+
+def test_the_sandbox_loads_when_a_grader_needs_it_and_limits_stay_public() -> None:
+    """Lazy is not gone: `graders.Limits` (public) and the sandbox load on first use."""
+    code = ("import sys\nfrom hud import graders\nassert 'hud.grading.sandbox' not in "
+            "sys.modules\nlimits = graders.Limits(timeout=3)\nfrom hud.graders import Limits"
+            "\nassert Limits is type(limits) and limits.timeout == 3\nimport hud.graders as g"
+            "\nassert 'Limits' in g.__all__ and not hasattr(g, 'Nope')\n"
+            "print(graders.file_content('/nonexistent/x', 'a')['score'])\n"
+            "assert 'hud.nofollow' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.0"
 
 
 def test_arguments_that_need_coercion_load_pydantic_and_get_it(tmp_path: Path) -> None:
