@@ -1,13 +1,16 @@
 """Eval throughput: rollouts per minute with the oracle on letter-count, and how it scales.
 
     python bench/bench_eval.py [--group 16] [--max-concurrent 4] [--curve 1,2,4,8] [--warm N]
-                               [--think SECONDS] [--python-floors]
+                               [--think SECONDS] [--repeat R] [--python-floors]
 
 First table: `local` (in-process) and `docker` (a fresh container per rollout, reached
 over its own `docker run -i`) placements at `--max-concurrent`. The docker figure is
 also given as a ratio to starting and removing the same number of bare containers
 (`docker run -d IMAGE` + `docker rm -f`) at the same concurrency, measured in the same
-run: the floor any container-per-rollout harness pays.
+run: the floor any container-per-rollout harness pays. One untimed docker rollout goes
+first, so the figure leaves out what a process pays once. `--repeat R` runs each cell of
+the curve (and of the floors) R times, each ratio taken within its round, and prints the
+medians and the ranges: one round of 24 rollouts on 2 busy cores swings by ±0.1.
 
 Second table, the scaling curve: at each concurrency of `--curve`, docker rollouts/min
 with no warm pool and with a warm pool of N (`Taskset.run(warm=N)`; N = the concurrency
@@ -31,6 +34,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -203,22 +207,39 @@ async def timed_job(tasks: Any, image: str, group: int, concurrency: int,
 
 
 async def scaling_curve(tasks: Any, image: str, group: int, levels: list[int],
-                        warm: int | None, think: float) -> list[dict[str, float]]:
+                        warm: int | None, think: float, repeat: int = 1
+                        ) -> list[dict[str, Any]]:
+    """At each concurrency, `repeat` rounds of: bare run + rm, bare + exec, run -i with
+    `cat`, hud fresh, hud warm. Each ratio is taken within its round (÷ that round's bare)
+    and the row holds the medians; `ranges` keeps each ratio's (min, max) over rounds."""
     n = len(tasks) * group
     rows = []
     for concurrency in levels:
         pool = warm if warm is not None else concurrency
-        bare, bare_cpu = await bare_containers(image, n, concurrency, hold=think)
-        floor, floor_cpu = await bare_containers(image, n, concurrency, hold=think,
-                                                 exec_once=True)
-        attached, attached_cpu = await attached_containers(image, n, concurrency, hold=think)
-        cold, _, cold_cpu = await timed_job(tasks, image, group, concurrency, 0, think)
-        warmed, _, warm_cpu = await timed_job(tasks, image, group, concurrency, pool, think)
-        rows.append({"concurrency": concurrency, "warm": pool, "bare": n / bare * 60,
-                     "floor": n / floor * 60, "floor_cpu": floor_cpu,
-                     "attached": n / attached * 60, "attached_cpu": attached_cpu,
-                     "cold": n / cold * 60, "warmed": n / warmed * 60,
-                     "bare_cpu": bare_cpu, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu})
+        rounds = []
+        for _ in range(repeat):
+            bare, bare_cpu = await bare_containers(image, n, concurrency, hold=think)
+            floor, floor_cpu = await bare_containers(image, n, concurrency, hold=think,
+                                                     exec_once=True)
+            attached, attached_cpu = await attached_containers(image, n, concurrency,
+                                                               hold=think)
+            cold, _, cold_cpu = await timed_job(tasks, image, group, concurrency, 0, think)
+            warmed, _, warm_cpu = await timed_job(tasks, image, group, concurrency, pool,
+                                                  think)
+            rounds.append({"bare": n / bare * 60, "floor": n / floor * 60,
+                           "attached": n / attached * 60, "cold": n / cold * 60,
+                           "warmed": n / warmed * 60, "bare_cpu": bare_cpu,
+                           "floor_cpu": floor_cpu, "attached_cpu": attached_cpu,
+                           "cold_cpu": cold_cpu, "warm_cpu": warm_cpu,
+                           **{f"{k} ratio": bare / seconds for k, seconds in (
+                               ("floor", floor), ("attached", attached), ("cold", cold),
+                               ("warmed", warmed))}})
+        row: dict[str, Any] = {key: statistics.median(r[key] for r in rounds)
+                               for key in rounds[0]}
+        row["ranges"] = {key: (min(r[key] for r in rounds), max(r[key] for r in rounds))
+                         for key in rounds[0] if key.endswith(" ratio")}
+        row.update(concurrency=concurrency, warm=pool)
+        rows.append(row)
     return rows
 
 
@@ -232,6 +253,9 @@ async def main() -> None:
                         help="warm pool size of the curve [default: the concurrency]")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds the curve's agent waits before answering [default: 0]")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of each curve cell (and floor); ratios are taken within a "
+                             "round and the medians printed [default: 1]")
     parser.add_argument("--python-floors", action="store_true",
                         help="also time, at each concurrency of the curve, containers started "
                              "as the placement starts them with a Python stand-in for the "
@@ -257,17 +281,21 @@ async def main() -> None:
         t0 = time.perf_counter()
         job = await tasks.run(OracleAgent(), group=opts.group, runtime="local")
         rows.append(("local (in-process)", time.perf_counter() - t0, job.reward))
+        # one untimed docker rollout first: what a process pays once (the host's imports,
+        # the engine's capability check) is not what a thousand rollouts cost each
+        await tasks.run(OracleAgent(), group=1, runtime=DockerPlacement(tag))
         t0 = time.perf_counter()
         job = await tasks.run(OracleAgent(), group=opts.group, runtime=DockerPlacement(tag),
                               max_concurrent=opts.max_concurrent)
         rows.append((f"docker (max_concurrent={opts.max_concurrent})", time.perf_counter() - t0,
                      job.reward))
         bare, _ = await bare_containers(tag, n, opts.max_concurrent)
-        curve = await scaling_curve(tasks, tag, opts.group, levels, opts.warm, opts.think)
+        curve = await scaling_curve(tasks, tag, opts.group, levels, opts.warm, opts.think,
+                                    max(1, opts.repeat))
         floors = []
         if opts.python_floors:
             await add_hud_stdlib_floor(tag)
-            floors = await python_floors(tag, n, levels, opts.think)
+            floors = await python_floors(tag, n, levels, opts.think, max(1, opts.repeat))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{n} rollouts of letter-count with the oracle (group {opts.group})\n")
@@ -288,13 +316,21 @@ async def main() -> None:
           f"{'warm N':>8}{'/min':>7}{'ratio':>7}{'cpu':>6}")
     for row in curve:
         print(f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
-              f"{row['floor']:>7.0f}{row['floor'] / row['bare']:>7.2f}"
+              f"{row['floor']:>7.0f}{row['floor ratio']:>7.2f}"
               f"{row['floor_cpu'] * 1000:>6.0f}"
-              f"{row['attached']:>7.0f}{row['attached'] / row['bare']:>7.2f}"
+              f"{row['attached']:>7.0f}{row['attached ratio']:>7.2f}"
               f"{row['attached_cpu'] * 1000:>6.0f}"
-              f"{row['cold']:>12.0f}{row['cold'] / row['bare']:>7.2f}"
+              f"{row['cold']:>12.0f}{row['cold ratio']:>7.2f}"
               f"{row['cold_cpu'] * 1000:>6.0f}{row['warm']:>8.0f}{row['warmed']:>7.0f}"
-              f"{row['warmed'] / row['bare']:>7.2f}{row['warm_cpu'] * 1000:>6.0f}")
+              f"{row['warmed ratio']:>7.2f}{row['warm_cpu'] * 1000:>6.0f}")
+    if opts.repeat > 1:
+        print(f"\nmedians of {opts.repeat} rounds, each ratio taken within its round; "
+              f"ratio ranges (min-max) over the rounds:\n")
+        print(f"{'concurrency':>11}{'+exec':>12}{'run -i':>12}{'warm 0':>12}{'warm N':>12}")
+        for row in curve:
+            spans = [row["ranges"][k + " ratio"] for k in ("floor", "attached", "cold", "warmed")]
+            print(f"{row['concurrency']:>11.0f}"
+                  + "".join(f"{f'{low:.2f}-{high:.2f}':>12}" for low, high in spans))
     print("\n+exec: bare containers with one `docker exec -i C cat` round trip each, the "
           "floor of any exec-driven harness\nrun -i: containers started as the placement "
           "starts them, `cat` for the daemon: the floor of the placement's transport")
@@ -303,18 +339,25 @@ async def main() -> None:
 
 
 async def python_floors(image: str, count: int, levels: list[int],
-                        think: float) -> list[dict[str, float]]:
-    """At each concurrency: bare run + rm, then each PYTHON_FLOORS stand-in started as
-    the placement starts its containers; rollouts/min and CPU per container."""
+                        think: float, repeat: int = 1) -> list[dict[str, float]]:
+    """At each concurrency, `repeat` rounds of: bare run + rm, then each PYTHON_FLOORS
+    stand-in started as the placement starts its containers; the medians of rollouts/min,
+    of CPU per container and of each ratio to its round's bare."""
     rows = []
     for concurrency in levels:
-        bare, bare_cpu = await bare_containers(image, count, concurrency, hold=think)
-        row = {"concurrency": concurrency, "bare": count / bare * 60, "bare_cpu": bare_cpu}
-        for name, program in PYTHON_FLOORS.items():
-            seconds, cpu = await attached_containers(image, count, concurrency, hold=think,
-                                                     python=program)
-            row[name] = count / seconds * 60
-            row[name + " cpu"] = cpu
+        rounds = []
+        for _ in range(repeat):
+            bare, bare_cpu = await bare_containers(image, count, concurrency, hold=think)
+            one = {"bare": count / bare * 60, "bare_cpu": bare_cpu}
+            for name, program in PYTHON_FLOORS.items():
+                seconds, cpu = await attached_containers(image, count, concurrency,
+                                                         hold=think, python=program)
+                one[name] = count / seconds * 60
+                one[name + " cpu"] = cpu
+                one[name + " ratio"] = bare / seconds
+            rounds.append(one)
+        row = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        row["concurrency"] = concurrency
         rows.append(row)
     return rows
 
@@ -330,7 +373,7 @@ def print_floors(rows: list[dict[str, float]]) -> None:
     for row in rows:
         line = f"{row['concurrency']:>11.0f}{row['bare']:>10.0f}{row['bare_cpu'] * 1000:>6.0f}"
         for name in PYTHON_FLOORS:
-            line += (f"{row[name]:>13.0f}{row[name] / row['bare']:>7.2f}"
+            line += (f"{row[name]:>13.0f}{row[name + ' ratio']:>7.2f}"
                      f"{row[name + ' cpu'] * 1000:>6.0f}")
         print(line)
     print("\npython: the interpreter alone; +asyncio: an asyncio stdio loop, as any asyncio "

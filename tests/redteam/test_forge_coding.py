@@ -37,6 +37,13 @@ ATTACKS = {
     # shadowing what a harness might import, and interpreter start-up hooks
     "stdlib_shadows": ("for m in json os sys runpy importlib inspect math traceback io; do "
                        f"cat > $m.py <<'EOF'{FAKE_RESULTS}EOF\ndone"),
+    # what the daemon imports only at grade time, after the agent acted (the grading
+    # sandbox's modules, hud.graders), planted everywhere the agent can write: if one were
+    # on the daemon's path it would run as root and exit the daemon mid-grade
+    "lazy_import_shadows": ("for d in /workspace /workspace/stats /tmp /var/tmp /dev/shm ~; do "
+                            "for m in shutil signal pwd resource secrets random fnmatch bz2 "
+                            "lzma stat errno weakref; do "
+                            f"cat > $d/$m.py <<'EOF'{FAKE_RESULTS}EOF\ndone; done"),
     "usercustomize_and_pth": (f"cat > usercustomize.py <<'EOF'{FAKE_RESULTS}EOF\n"
                               "echo 'import usercustomize' > evil.pth; cp evil.pth stats/; "
                               "mkdir -p ~/.local/lib/python3.11/site-packages; "
