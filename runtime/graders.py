@@ -32,15 +32,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hud import nofollow
 from hud.errors import ConfigError
-from hud.grading import MiB
+from hud.grading.bounded import RESULT_FD, Limits, MiB, Outcome, size_text
 from hud.grading.calls import MISSING, Case, as_json, describe, parse_results, short
 
 if TYPE_CHECKING:
-    from hud.grading.bounded import Limits, Outcome
+    from hud.grading.sandbox import Sandbox
 
 __all__ = ["Case", "Limits", "command", "exact_answer", "file_content", "python_calls"]
 
@@ -48,15 +51,24 @@ HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grading", "h
 TAIL = 2000  # characters of an output's end shown in info
 
 
-def __getattr__(name: str) -> Any:
-    # `Limits` lives with the sandbox, which a rollout graded by exact_answer or
-    # file_content never loads (a dozen modules of a container's start-up CPU): it is
-    # imported when first asked for
-    if name == "Limits":
-        from hud.grading.bounded import Limits
+async def _sandbox() -> type[Sandbox]:
+    """The grading sandbox, imported at its first use, in a worker thread. A rollout
+    graded without running the agent's code (exact_answer, file_content) never loads it
+    (shutil with bz2 and lzma, the grading users, the leftovers sweep: about a tenth of a
+    container's start-up CPU), and the import, ~30 ms on a busy machine, runs while the
+    template's step is suspended, so the stall guard does not charge it to the template."""
+    module: Any = sys.modules.get("hud.grading.sandbox")
+    if module is None:
+        import asyncio
+        import importlib
 
-        return Limits
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        def load() -> Any:
+            importlib.import_module("shutil")  # _check_program's
+            return importlib.import_module("hud.grading.sandbox")
+
+        module = await asyncio.to_thread(load)
+    sandbox: type[Sandbox] = module.Sandbox
+    return sandbox
 
 
 def _reward(score: float, **info: Any) -> dict[str, Any]:
@@ -107,8 +119,6 @@ def file_content(path: str, expect: str | bytes | Callable[[str], Any], *,
     Raises:
         ConfigError: `path` is not absolute.
     """
-    from hud import nofollow
-
     if not os.path.isabs(path):
         raise ConfigError(f"file_content needs an absolute path, got {path!r}")
     try:
@@ -133,10 +143,6 @@ def file_content(path: str, expect: str | bytes | Callable[[str], Any], *,
 
 def _why(out: Outcome, limits: Limits) -> str:
     """Why a run gave nothing usable, in words."""
-    import signal
-
-    from hud.grading.bounded import size_text
-
     if out.failure:
         return out.failure
     if out.exit_code < 0:
@@ -179,12 +185,9 @@ async def python_calls(project_dir: str, *, include: Sequence[str], cases: Seque
     Raises:
         ConfigError: no cases or includes, a bad pattern, or no usable grading user.
     """
-    from hud import nofollow
-    from hud.grading.bounded import RESULT_FD, Limits, size_text
-    from hud.grading.sandbox import Sandbox
-
     if not cases or not include:
         raise ConfigError("python_calls needs at least one case and one include glob")
+    Sandbox = await _sandbox()
     _check_program(python)
     limits = limits or Limits()
     request = {"calls": [{"call": c.call, "args": as_json(list(c.args), "args"),
@@ -248,14 +251,11 @@ async def command(project_dir: str | None, argv: Sequence[str], *,
     Raises:
         ConfigError: no expectation given, or a bad argument.
     """
-    from hud import nofollow
-    from hud.grading.bounded import Limits
-    from hud.grading.sandbox import Sandbox
-
     if expect_stdout is MISSING and expect_exit is None:
         raise ConfigError("command() needs expect_stdout= and/or expect_exit=")
     if not argv:
         raise ConfigError("command() needs a non-empty argv")
+    Sandbox = await _sandbox()
     _check_program(argv[0])
     limits = limits or Limits()
     data = stdin.encode() if isinstance(stdin, str) else stdin
@@ -289,7 +289,8 @@ async def command(project_dir: str | None, argv: Sequence[str], *,
 
 def _check_program(name: str) -> None:
     """A program named without a folder must be on the sandbox's PATH (else the author's
-    mistake, not the agent's: a ConfigError rather than a score of 0)."""
+    mistake, not the agent's: a ConfigError rather than a score of 0). Called after
+    `_sandbox()`, which loaded both imports."""
     import shutil
 
     from hud.capabilities.users import USER_PATH

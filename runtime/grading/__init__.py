@@ -7,6 +7,3 @@ cleaning up after it. Authors use `hud.graders`; this package is its machinery.
     calls       hidden-input cases and the reading of the harness's report
     leftovers   what the grading user left behind (files, IPC), found and removed
 """
-
-#: a mebibyte: the unit of the grading limits (hud.graders' file and output sizes)
-MiB = 1 << 20

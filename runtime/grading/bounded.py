@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 from hud.capabilities.programs import program
 from hud.errors import ConfigError, InfraError
-from hud.grading import MiB
 
 log = logging.getLogger("hud.grading.bounded")
 
 RESULT_FD = "{result_fd}"
+MiB = 1 << 20
 DRAIN_TIMEOUT = 5.0
 TOOLS = ("choom", "prlimit", "setpriv")
 

@@ -9,6 +9,7 @@ A module-level `tasks` list becomes the manifest's task list.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -28,8 +29,41 @@ def default_spec() -> str:
     return os.environ.get("HUD_ENV") or "."
 
 
+def stdlib_shadows(folder: str) -> list[str]:
+    """The files in `folder` that Python would import in place of a standard-library
+    module once the folder is first on sys.path (`NAME.py`, `NAME/__init__.py`, a
+    compiled `NAME.*.so`), in name order."""
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    found = []
+    for entry in entries:
+        if entry.endswith(suffixes):
+            name = entry.split(".", 1)[0]
+        elif os.path.isfile(os.path.join(folder, entry, "__init__.py")):
+            name = entry
+        else:
+            continue
+        if name in sys.stdlib_module_names:
+            found.append(entry)
+    return found
+
+
 def _import_file(path: Path) -> ModuleType:
     parent = str(path.parent.resolve())
+    clashes = stdlib_shadows(parent)
+    if clashes:
+        # hud's own code imports standard modules long after the environment loaded
+        # (the grading sandbox at the first sandboxed grade, ssh and MCP at their first
+        # client): with this folder first on sys.path it would get the author's file
+        raise EnvLoadError(
+            f"{parent} holds {', '.join(clashes)}, named like the standard library's "
+            f"{', '.join(sorted({c.split('.', 1)[0] for c in clashes}))}: with the "
+            f"environment's folder first on sys.path, Python would import it in place of "
+            f"the standard module, for hud's own code too (grading, ssh, MCP); rename it "
+            f"(e.g. {clashes[0].split('.', 1)[0]}_data.py) and update its imports")
     if parent not in sys.path:
         sys.path.insert(0, parent)
     name = path.stem if path.name != "__init__.py" else path.parent.name

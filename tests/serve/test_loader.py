@@ -82,3 +82,24 @@ def test_module_with_two_environments(tmp_path: Path) -> None:
     two.write_text("from hud import Environment\na = Environment(name='a')\nb = Environment(name='b')\n")
     with pytest.raises(EnvLoadError, match=r"several environments \(a, b\)"):
         load_environment(str(two))
+
+
+@pytest.mark.parametrize("clash", ["secrets.py", "email/__init__.py", "shutil.py"])
+def test_a_file_named_like_a_stdlib_module_is_refused_at_load(tmp_path: Path,
+                                                              clash: str) -> None:
+    """An environment's folder goes first on sys.path, and hud's own code imports standard
+    modules long after the load (the grading sandbox at the first sandboxed grade, ssh
+    and MCP at their first client): a `secrets.py` there would be imported in their
+    place mid-rollout. Refused at load instead, naming the file and the fix."""
+    (tmp_path / clash).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / clash).write_text("ANSWERS = {}\n")
+    (tmp_path / "env.py").write_text("from hud import Environment\nenv = Environment(name='x')\n")
+    name = clash.split("/")[0].removesuffix(".py")
+    with pytest.raises(EnvLoadError, match=rf"holds {name}\S*, named like the standard "
+                                           rf"library's {name}: .* rename it"):
+        load_environment(str(tmp_path))
+    renamed = tmp_path / f"{name}_data.py"
+    (tmp_path / clash).rename(renamed)
+    if (tmp_path / name).is_dir():
+        (tmp_path / name).rmdir()
+    assert load_environment(str(tmp_path)).name == "x"
