@@ -55,6 +55,7 @@ def _import_file(path: Path) -> ModuleType:
     parent = str(path.parent.resolve())
     clashes = stdlib_shadows(parent)
     if clashes:
+        first = clashes[0].split(".", 1)[0]
         # hud's own code imports standard modules long after the environment loaded
         # (the grading sandbox at the first sandboxed grade, ssh and MCP at their first
         # client): with this folder first on sys.path it would get the author's file
@@ -63,7 +64,7 @@ def _import_file(path: Path) -> ModuleType:
             f"{', '.join(sorted({c.split('.', 1)[0] for c in clashes}))}: with the "
             f"environment's folder first on sys.path, Python would import it in place of "
             f"the standard module, for hud's own code too (grading, ssh, MCP); rename it "
-            f"(e.g. {clashes[0].split('.', 1)[0]}_data.py) and update its imports")
+            f"(e.g. {first} -> {first}_data) and update its imports")
     if parent not in sys.path:
         sys.path.insert(0, parent)
     name = path.stem if path.name != "__init__.py" else path.parent.name

@@ -96,7 +96,8 @@ def test_a_file_named_like_a_stdlib_module_is_refused_at_load(tmp_path: Path,
     (tmp_path / "env.py").write_text("from hud import Environment\nenv = Environment(name='x')\n")
     name = clash.split("/")[0].removesuffix(".py")
     with pytest.raises(EnvLoadError, match=rf"holds {name}\S*, named like the standard "
-                                           rf"library's {name}: .* rename it"):
+                                           rf"library's {name}: .* rename it \(e\.g\. "
+                                           rf"{name} -> {name}_data\)"):
         load_environment(str(tmp_path))
     renamed = tmp_path / f"{name}_data.py"
     (tmp_path / clash).rename(renamed)
