@@ -173,7 +173,9 @@ async def test_a_hostile_agent_cannot_forge_the_reward(harbor_env: tuple[Path, s
     assert said["[read]"].endswith("Permission denied"), said
     assert "'/tests': No such file" in said["[ls]"] and "'/solution': No such file" in said["[ls]"]
     assert said["[find]"].strip() == ""  # no copy of the tests anywhere the agent can look
-    assert said["[plant]"] == said["[link]"] == said["[swap]"] == "ok"  # the attack ran
+    # the attack ran (all of the agent's output on failure: a CI run once lacked "[swap]")
+    assert [said.get(step) for step in ("[plant]", "[link]", "[swap]")] == ["ok"] * 3, \
+        agent.output
     assert run.grade is not None
     assert run.grade["info"]["reward_file"] == ("reward.json" if task == "json-report"
                                                 else "reward.txt")
